@@ -1,0 +1,143 @@
+"""The `Journal` seam: where every tool call's lifecycle is recorded.
+
+A call moves through these states, each transition a compare-and-set on the current state:
+
+```
+received ──start()──> started ──complete()──> completed ──mark_posted()──> posted ──mark_acked()──> acked
+    │                    │                        ▲
+    │                    └──(recovery: crashed, not idempotent)──> in_doubt (a completed call whose result
+    │                                                               says "outcome unknown")
+    └──────────────── abandon() from any state before acked ──> abandoned (session or thread gone)
+```
+
+The at-most-once line is `start()`: a backend must make the `started` state durable before it returns, because the
+tool runs right after. Everything after `completed` is about delivering the stored result exactly once; a result is
+never recomputed because its post failed.
+
+Backends: `MemoryJournal` (tests, embedded use), the SQLite journal (the daemon's default), and later PostgreSQL for
+a fleet (owner ids and fences live behind this same interface). One conformance suite runs against every backend.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["CallRecord", "CallState", "Journal", "JournalStats", "StoredResult"]
+
+
+class CallState(enum.StrEnum):
+    """Where a call is in its lifecycle."""
+
+    RECEIVED = "received"
+    STARTED = "started"
+    COMPLETED = "completed"
+    IN_DOUBT = "in_doubt"
+    POSTED = "posted"
+    ACKED = "acked"
+    ABANDONED = "abandoned"
+
+    @property
+    def has_result(self) -> bool:
+        """True when a result is stored and must be (or was) delivered."""
+        return self in (CallState.COMPLETED, CallState.IN_DOUBT, CallState.POSTED, CallState.ACKED)
+
+    @property
+    def finished(self) -> bool:
+        """True when nothing is left to do for the call."""
+        return self in (CallState.ACKED, CallState.ABANDONED)
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """The exact result event body to post: content blocks and the error flag."""
+
+    content: tuple[Mapping[str, Any], ...]
+    is_error: bool
+    in_doubt: bool = False
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One `agent.custom_tool_use` as the journal knows it."""
+
+    session_id: str
+    tool_use_id: str
+    tool_name: str
+    input: Mapping[str, Any]
+    state: CallState
+    thread_id: str | None = None
+    attempt: int = 0
+    result: StoredResult | None = None
+    acked_event_id: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class JournalStats:
+    """Size and age of a journal, for `Bridge.stats()`."""
+
+    calls: int
+    by_state: Mapping[str, int] = field(default_factory=dict)
+    oldest_unfinished_age: float | None = None
+    size_bytes: int | None = None
+
+
+@runtime_checkable
+class Journal(Protocol):
+    """The call lifecycle store. All methods are safe to call concurrently from one event loop.
+
+    Transition methods return False (and change nothing) when the call is not in the state they expect; the
+    caller treats that as "someone else already did it" and moves on. They never raise for that case.
+    """
+
+    async def open(self) -> None:
+        """Acquire resources (files, locks, pools). Called once by the owner before any other method."""
+
+    async def close(self) -> None:
+        """Flush and release everything. Safe to call twice."""
+
+    async def receive(
+        self,
+        session_id: str,
+        tool_use_id: str,
+        tool_name: str,
+        input: Mapping[str, Any],
+        *,
+        thread_id: str | None = None,
+    ) -> bool:
+        """Record a call as `received` unless it is already known. Returns True when it was new."""
+
+    async def start(self, session_id: str, tool_use_id: str) -> bool:
+        """`received` -> `started`, durable before returning; increments `attempt`."""
+
+    async def complete(self, session_id: str, tool_use_id: str, result: StoredResult) -> bool:
+        """`started` (or `received`, for answers given without running) -> `completed`, or `in_doubt` when
+        `result.in_doubt` is set."""
+
+    async def requeue(self, session_id: str, tool_use_id: str) -> bool:
+        """`started` -> `received`: recovery of an idempotent or read-only call that may be run again."""
+
+    async def mark_posted(self, session_id: str, tool_use_ids: Sequence[str]) -> None:
+        """`completed`/`in_doubt` -> `posted` for each id (a batch posted in one request)."""
+
+    async def mark_acked(self, session_id: str, tool_use_id: str, event_id: str) -> bool:
+        """Any state with a result -> `acked`: the result was seen in the session's history or stream."""
+
+    async def abandon(self, session_id: str, tool_use_ids: Sequence[str] | None = None) -> int:
+        """Mark unfinished calls (all of the session's when `tool_use_ids` is None) `abandoned`. Returns the count."""
+
+    async def get(self, session_id: str, tool_use_id: str) -> CallRecord | None:
+        """The call's current record, or None."""
+
+    async def unfinished(self, session_id: str | None = None) -> list[CallRecord]:
+        """Calls not yet `acked` or `abandoned`, oldest first: what recovery must look at."""
+
+    async def prune(self, older_than: float) -> int:
+        """Delete finished calls last updated more than `older_than` seconds ago. Returns the count."""
+
+    async def stats(self) -> JournalStats:
+        """Counts by state, the oldest unfinished call's age and, for file backends, the size on disk."""
