@@ -72,6 +72,7 @@ class CallRecord:
     attempt: int = 0
     result: StoredResult | None = None
     acked_event_id: str | None = None
+    posted_at: float | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -91,7 +92,8 @@ class Journal(Protocol):
     """The call lifecycle store. All methods are safe to call concurrently from one event loop.
 
     Transition methods return False (and change nothing) when the call is not in the state they expect; the
-    caller treats that as "someone else already did it" and moves on. They never raise for that case.
+    caller treats that as "someone else already did it" and moves on. They never raise for that case. A transition
+    whose caller is cancelled is either applied in full or not at all.
     """
 
     async def open(self) -> None:
@@ -122,7 +124,7 @@ class Journal(Protocol):
         """`started` -> `received`: recovery of an idempotent or read-only call that may be run again."""
 
     async def mark_posted(self, session_id: str, tool_use_ids: Sequence[str]) -> None:
-        """`completed`/`in_doubt` -> `posted` for each id (a batch posted in one request)."""
+        """`completed`/`in_doubt` -> `posted` for each id (a batch posted in one request); sets `posted_at`."""
 
     async def mark_acked(self, session_id: str, tool_use_id: str, event_id: str) -> bool:
         """Any state with a result -> `acked`: the result was seen in the session's history or stream."""
@@ -134,10 +136,16 @@ class Journal(Protocol):
         """The call's current record, or None."""
 
     async def unfinished(self, session_id: str | None = None) -> list[CallRecord]:
-        """Calls not yet `acked` or `abandoned`, oldest first: what recovery must look at."""
+        """Calls not yet `acked` or `abandoned`, in the order they were received: what recovery must look at.
+
+        Arrival order, not `created_at` order: a wall clock can step backwards between two calls.
+        """
 
     async def prune(self, older_than: float) -> int:
-        """Delete finished calls last updated more than `older_than` seconds ago. Returns the count."""
+        """Delete finished calls last updated `older_than` seconds ago or earlier (0: every finished call).
+
+        Returns the count. Unfinished calls are never pruned, however old.
+        """
 
     async def stats(self) -> JournalStats:
         """Counts by state, the oldest unfinished call's age and, for file backends, the size on disk."""
