@@ -115,7 +115,10 @@ def check_integrity(conn: sqlite3.Connection, path: Path) -> None:
     Raises:
         JournalError: The file is damaged; the message says what moving it aside would cost.
     """
-    problems = [str(row[0]) for row in conn.execute("PRAGMA integrity_check(10)")]
+    try:
+        problems = [str(row[0]) for row in conn.execute("PRAGMA integrity_check(5)")]
+    except sqlite3.DatabaseError as exc:  # damage bad enough that the check itself cannot walk the file
+        problems = [str(exc)]
     if problems != ["ok"]:
         raise JournalError(
             f"journal {path} failed its integrity check: {'; '.join(problems)}. Restore it from a backup, or move "
