@@ -11,8 +11,15 @@ received ──start()──> started ──complete()──> completed ──ma
 ```
 
 The at-most-once line is `start()`: a backend must make the `started` state durable before it returns, because the
-tool runs right after. Everything after `completed` is about delivering the stored result exactly once; a result is
-never recomputed because its post failed.
+tool runs right after. `complete()` is durable before it returns too: the journal is the outbox, and a result is
+posted only once it cannot be lost. Everything after `completed` is about delivering the stored result exactly once;
+a result is never recomputed because its post failed.
+
+The other transitions (`receive`, `requeue`, `mark_posted`, `mark_acked`, `abandon`) need only be committed: visible
+to every later call, never reordered, but a power cut may undo the most recent of them. That is safe because each is
+re-derived after a restart: a lost `received` call is read again from the session's history, a lost `posted` or
+`acked` leads to the history check before any re-post, a lost requeue or abandon is redone by recovery. A durable
+backend may use this to skip an fsync (the SQLite journal does; a later durable transition makes them durable too).
 
 Backends: `MemoryJournal` (tests, embedded use), the SQLite journal (the daemon's default), and later PostgreSQL for
 a fleet (owner ids and fences live behind this same interface). One conformance suite runs against every backend.
@@ -114,11 +121,11 @@ class Journal(Protocol):
         """Record a call as `received` unless it is already known. Returns True when it was new."""
 
     async def start(self, session_id: str, tool_use_id: str) -> bool:
-        """`received` -> `started`, durable before returning; increments `attempt`."""
+        """`received` -> `started`, durable before returning (the tool runs next); increments `attempt`."""
 
     async def complete(self, session_id: str, tool_use_id: str, result: StoredResult) -> bool:
         """`started` (or `received`, for answers given without running) -> `completed`, or `in_doubt` when
-        `result.in_doubt` is set."""
+        `result.in_doubt` is set. Durable before returning: the result is posted next."""
 
     async def requeue(self, session_id: str, tool_use_id: str) -> bool:
         """`started` -> `received`: recovery of an idempotent or read-only call that may be run again."""

@@ -1,10 +1,11 @@
 """A durable `Journal` in one SQLite file: the daemon's default.
 
-Durability: WAL with `synchronous=FULL`, so every commit fsyncs the write-ahead log before it returns, and every
-transition is a compare-and-set `UPDATE ... WHERE state IN (...)` inside `BEGIN IMMEDIATE`. Concurrent transitions
-share one transaction and one fsync (group commit, see `_writer.py`), which is what keeps durability cheap under load.
-An exclusive lock file (`_lock.py`) guarantees one process per journal, so a `started` row found at open belongs to a
-process that is certainly dead.
+Durability: WAL, and `start()`/`complete()` commit with `synchronous=FULL`, so the WAL is fsynced before they return;
+the other transitions commit without waiting for an fsync (the next durable commit covers them; see `_protocol.py`
+for why that is safe). Every transition is a compare-and-set `UPDATE ... WHERE state IN (...)` inside
+`BEGIN IMMEDIATE`. Concurrent transitions share one transaction and one fsync (group commit, `_writer.py`), which is
+what keeps durability cheap under load. An exclusive lock file (`_lock.py`) guarantees one process per journal, so a
+`started` row found at open belongs to a process that is certainly dead.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -26,13 +27,18 @@ from .._errors import JournalError
 from ._lock import JournalLock
 from ._migrations import SCHEMA_VERSION, check_integrity, check_version, migrate
 from ._protocol import CallRecord, CallState, JournalStats, StoredResult
-from ._writer import GroupCommit
+from ._writer import Durability, GroupCommit, Work
 
 __all__ = ["SqliteJournal"]
 
 _log = logging.getLogger("bridge.journal")
 
+T = TypeVar("T")
+
 _WEEK = 7 * 24 * 3600.0
+# receive, requeue, mark_posted, mark_acked, abandon and prune may be lost to a power cut (never reordered): each is
+# re-derived from the session's history after a restart. start and complete are the at-most-once line and the outbox.
+_LAZY = Durability.COMMITTED
 
 
 def _states(states: Sequence[CallState]) -> str:
@@ -52,19 +58,19 @@ _RECEIVE = (
     " VALUES (?, ?, ?, ?, ?, 'received', ?, ?) ON CONFLICT (session_id, tool_use_id) DO NOTHING"
 )
 _START = (
-    "UPDATE tool_calls SET state = 'started', attempt = attempt + 1, updated_at = ?"
+    "UPDATE tool_calls SET updated_at = ?, state = 'started', attempt = attempt + 1"
     f" WHERE {_KEY} AND state = 'received'"
 )
 _COMPLETE = (
-    "UPDATE tool_calls SET state = ?, result_json = ?, is_error = ?, in_doubt = ?, updated_at = ?"
+    "UPDATE tool_calls SET updated_at = ?, state = ?, result_json = ?, is_error = ?, in_doubt = ?"
     f" WHERE {_KEY} AND state IN ('received', 'started')"
 )
-_REQUEUE = f"UPDATE tool_calls SET state = 'received', updated_at = ? WHERE {_KEY} AND state = 'started'"
+_REQUEUE = f"UPDATE tool_calls SET updated_at = ?, state = 'received' WHERE {_KEY} AND state = 'started'"
 _POSTED = (
-    f"UPDATE tool_calls SET state = 'posted', posted_at = ?, updated_at = ? WHERE {_KEY} AND state IN ({_POSTABLE})"
+    f"UPDATE tool_calls SET updated_at = ?, state = 'posted', posted_at = ? WHERE {_KEY} AND state IN ({_POSTABLE})"
 )
 _ACKED = (
-    "UPDATE tool_calls SET state = 'acked', acked_event_id = ?, updated_at = ?"
+    "UPDATE tool_calls SET updated_at = ?, state = 'acked', acked_event_id = ?"
     f" WHERE {_KEY} AND state IN ({_POSTABLE}, 'posted')"
 )
 _ABANDON = f"UPDATE tool_calls SET state = 'abandoned', updated_at = ? WHERE {_KEY} AND state NOT IN ({_FINISHED})"
@@ -106,10 +112,10 @@ def _dumps(value: Any) -> str:
 class SqliteJournal:
     """Records every call's lifecycle in a SQLite file so a restarted bridge neither loses nor re-runs calls.
 
-    Each transition returns only once it is durable (WAL, `synchronous=FULL`); in particular `start()` returns
-    after the `started` row has been fsynced, which is what makes "never run a non-idempotent call twice" hold across
-    SIGKILL and power loss. Concurrent transitions are committed together (group commit), so the cost per call falls
-    as concurrency rises.
+    `start()` returns only after the `started` row has been fsynced, which is what makes "never run a non-idempotent
+    call twice" hold across SIGKILL and power loss, and `complete()` only after the result has (the journal is the
+    outbox). Other transitions are committed when they return but ride on the next fsync. Concurrent transitions are
+    committed together (group commit), so the cost per call falls as concurrency rises.
 
     The journal belongs to one process at a time: `open()` takes an exclusive lock on `<path>.lock` and raises
     `JournalLockedError` naming the holder if another process has it (or waits, with `wait_for_lock=True`, which
@@ -212,18 +218,27 @@ class SqliteJournal:
 
     @property
     def commits(self) -> int:
-        """Write transactions (fsyncs) so far; with `operations`, shows how well group commit batches."""
+        """Write transactions so far; with `fsyncs` and `operations`, shows how well group commit batches."""
         return self._writer.commits if self._writer is not None else 0
+
+    @property
+    def fsyncs(self) -> int:
+        """Durable commits (WAL fsyncs) so far."""
+        return self._writer.fsyncs if self._writer is not None else 0
 
     @property
     def operations(self) -> int:
         """Journal operations run so far by this open journal."""
         return self._writer.operations if self._writer is not None else 0
 
-    def _run(self) -> GroupCommit:
+    async def _run(self, work: Work[T], durability: Durability) -> T:
         if self._writer is None:
             raise JournalError(f"journal {self.path} is not open: call `await journal.open()` or use `async with`")
-        return self._writer
+        return await self._writer.run(work, durability)
+
+    async def _cas(self, sql: str, params: tuple[Any, ...], durability: Durability = _LAZY) -> bool:
+        """One compare-and-set UPDATE with `updated_at` first and the call's key last: True if it matched."""
+        return await self._run(lambda c: c.execute(sql, (time.time(), *params)).rowcount == 1, durability)
 
     def _prune_now(self, conn: sqlite3.Connection) -> int:
         self._next_prune = time.monotonic() + self.prune_every
@@ -253,34 +268,28 @@ class SqliteJournal:
             params = (session_id, tool_use_id, thread_id, tool_name, input_json, now, now)
             return conn.execute(_RECEIVE, params).rowcount == 1
 
-        return await self._run().run(work)
+        return await self._run(work, _LAZY)
 
     async def start(self, session_id: str, tool_use_id: str) -> bool:
-        return await self._run().run(lambda c: c.execute(_START, (time.time(), session_id, tool_use_id)).rowcount == 1)
+        return await self._cas(_START, (session_id, tool_use_id), Durability.DURABLE)
 
     async def complete(self, session_id: str, tool_use_id: str, result: StoredResult) -> bool:
         state = CallState.IN_DOUBT if result.in_doubt else CallState.COMPLETED
-        params = (state.value, _dumps(list(result.content)), result.is_error, result.in_doubt)
-        return await self._run().run(
-            lambda c: c.execute(_COMPLETE, (*params, time.time(), session_id, tool_use_id)).rowcount == 1
-        )
+        values = (state.value, _dumps(list(result.content)), result.is_error, result.in_doubt)
+        return await self._cas(_COMPLETE, (*values, session_id, tool_use_id), Durability.DURABLE)
 
     async def requeue(self, session_id: str, tool_use_id: str) -> bool:
-        return await self._run().run(
-            lambda c: c.execute(_REQUEUE, (time.time(), session_id, tool_use_id)).rowcount == 1
-        )
+        return await self._cas(_REQUEUE, (session_id, tool_use_id))
 
     async def mark_posted(self, session_id: str, tool_use_ids: Sequence[str]) -> None:
         def work(conn: sqlite3.Connection) -> None:
             now = time.time()
             conn.executemany(_POSTED, [(now, now, session_id, tid) for tid in tool_use_ids])
 
-        await self._run().run(work)
+        await self._run(work, _LAZY)
 
     async def mark_acked(self, session_id: str, tool_use_id: str, event_id: str) -> bool:
-        return await self._run().run(
-            lambda c: c.execute(_ACKED, (event_id, time.time(), session_id, tool_use_id)).rowcount == 1
-        )
+        return await self._cas(_ACKED, (event_id, session_id, tool_use_id))
 
     async def abandon(self, session_id: str, tool_use_ids: Sequence[str] | None = None) -> int:
         def work(conn: sqlite3.Connection) -> int:
@@ -289,14 +298,14 @@ class SqliteJournal:
                 return conn.execute(_ABANDON_SESSION, (now, session_id)).rowcount
             return sum(conn.execute(_ABANDON, (now, session_id, tid)).rowcount for tid in tool_use_ids)
 
-        return await self._run().run(work)
+        return await self._run(work, _LAZY)
 
     async def get(self, session_id: str, tool_use_id: str) -> CallRecord | None:
         def work(conn: sqlite3.Connection) -> CallRecord | None:
             row = conn.execute(_GET, (session_id, tool_use_id)).fetchone()
             return None if row is None else _record(row)
 
-        return await self._run().run(work, write=False)
+        return await self._run(work, Durability.READ)
 
     async def unfinished(self, session_id: str | None = None) -> list[CallRecord]:
         def work(conn: sqlite3.Connection) -> list[CallRecord]:
@@ -306,10 +315,10 @@ class SqliteJournal:
                 rows = conn.execute(_UNFINISHED + " AND session_id = ? ORDER BY seq", (session_id,))
             return [_record(row) for row in rows]
 
-        return await self._run().run(work, write=False)
+        return await self._run(work, Durability.READ)
 
     async def prune(self, older_than: float) -> int:
-        return await self._run().run(lambda c: c.execute(_PRUNE, (time.time() - older_than,)).rowcount)
+        return await self._run(lambda c: c.execute(_PRUNE, (time.time() - older_than,)).rowcount, _LAZY)
 
     async def stats(self) -> JournalStats:
         def work(conn: sqlite3.Connection) -> JournalStats:
@@ -330,4 +339,4 @@ class SqliteJournal:
                 size_bytes=size,
             )
 
-        return await self._run().run(work, write=False)
+        return await self._run(work, Durability.READ)

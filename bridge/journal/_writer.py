@@ -19,6 +19,7 @@ the result. Either way, no transition is ever half-applied.
 
 from __future__ import annotations
 
+import enum
 import sqlite3
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -27,18 +28,30 @@ import anyio
 
 from .._errors import JournalError
 
-__all__ = ["GroupCommit", "Work"]
+__all__ = ["Durability", "GroupCommit", "Work"]
 
 T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], T]
 
 
-class _Pending(Generic[T]):
-    __slots__ = ("done", "error", "event", "lead", "result", "work", "write")
+class Durability(enum.IntEnum):
+    """What an operation needs from its batch's commit; a batch gets the strongest any of its operations asks for."""
 
-    def __init__(self, work: Work[T], write: bool) -> None:
+    READ = 0
+    """Reads only: no transaction."""
+    COMMITTED = 1
+    """Committed before returning, fsynced by the next durable commit or checkpoint (`synchronous=NORMAL`). A power
+    loss may undo it, never reorder it: the WAL is append-only, so a later fsync covers it too."""
+    DURABLE = 2
+    """Committed and fsynced before returning (`synchronous=FULL`)."""
+
+
+class _Pending(Generic[T]):
+    __slots__ = ("done", "durability", "error", "event", "lead", "result", "work")
+
+    def __init__(self, work: Work[T], durability: Durability) -> None:
         self.work = work
-        self.write = write
+        self.durability = durability
         self.event = anyio.Event()
         self.lead = False
         self.done = False
@@ -70,18 +83,20 @@ class GroupCommit:
         self._queue: list[_Pending[object]] = []
         self._busy = False  # a leader is running a batch, or has been elected and is about to
         self._closed = False
+        self._synchronous = ""
         self.commits = 0  # write transactions committed; with `operations`, how well group commit batches
+        self.fsyncs = 0  # of which durable (synchronous=FULL)
         self.operations = 0
 
-    async def run(self, work: Work[T], *, write: bool = True) -> T:
-        """Run `work(conn)` in the next batch and return its result; for writes, after the commit is durable.
+    async def run(self, work: Work[T], durability: Durability) -> T:
+        """Run `work(conn)` in the next batch and return its result once the batch committed as `durability` asks.
 
         Raises:
             JournalError: The journal is closed, or SQLite failed (disk full, I/O error); the work was not applied.
         """
         if self._closed:
             raise JournalError(f"journal {self._name} is closed")
-        return await self._submit(work, write)
+        return await self._submit(work, durability)
 
     async def close(self, final: Work[None]) -> None:
         """Refuse new work, let queued work finish, then run `final` (which closes the connection)."""
@@ -89,11 +104,11 @@ class GroupCommit:
             return
         self._closed = True
         with anyio.CancelScope(shield=True):
-            await self._submit(lambda conn: None, False)  # a barrier: everything queued before it is done
+            await self._submit(lambda conn: None, Durability.READ)  # a barrier: everything queued before it is done
             await anyio.to_thread.run_sync(final, self._conn, limiter=self._limiter)
 
-    async def _submit(self, work: Work[T], write: bool) -> T:
-        pending: _Pending[T] = _Pending(work, write)
+    async def _submit(self, work: Work[T], durability: Durability) -> T:
+        pending: _Pending[T] = _Pending(work, durability)
         queued: _Pending[object] = pending  # type: ignore[assignment]
         self._queue.append(queued)
         if self._busy:
@@ -154,8 +169,13 @@ class GroupCommit:
 
     def _transaction(self, batch: list[_Pending[object]], *, maintain: bool) -> None:
         conn = self._conn
-        write = any(item.write for item in batch)
+        durability = max(item.durability for item in batch)
+        write = durability is not Durability.READ
         if write:
+            synchronous = "FULL" if durability is Durability.DURABLE else "NORMAL"
+            if synchronous != self._synchronous:
+                conn.execute(f"PRAGMA synchronous = {synchronous}")
+                self._synchronous = synchronous
             conn.execute("BEGIN IMMEDIATE")
         try:
             results = [item.work(conn) for item in batch]
@@ -164,6 +184,7 @@ class GroupCommit:
                     self._on_write(conn)
                 conn.execute("COMMIT")
                 self.commits += 1
+                self.fsyncs += durability is Durability.DURABLE
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")

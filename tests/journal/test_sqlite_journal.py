@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -173,3 +174,19 @@ async def test_stats_report_size_and_age(tmp_path: Path) -> None:
     assert stats.size_bytes > small
     assert stats.oldest_unfinished_age is not None
     assert 120 <= stats.oldest_unfinished_age < 3600
+
+
+async def test_only_start_and_complete_wait_for_an_fsync(tmp_path: Path) -> None:
+    """start() and complete() each wait for a durable commit; receive, post and ack are committed without an fsync."""
+    async with SqliteJournal(tmp_path / "journal.db") as journal:
+        steps: list[tuple[str, Callable[[], Awaitable[object]], int]] = [
+            ("receive", lambda: journal.receive("s", "t", "tool", {}), 0),
+            ("start", lambda: journal.start("s", "t"), 1),
+            ("complete", lambda: journal.complete("s", "t", RESULT), 1),
+            ("mark_posted", lambda: journal.mark_posted("s", ["t"]), 0),
+            ("mark_acked", lambda: journal.mark_acked("s", "t", "sevt"), 0),
+        ]
+        for name, step, fsyncs in steps:
+            before = journal.fsyncs
+            await step()
+            assert journal.fsyncs - before == fsyncs, name
