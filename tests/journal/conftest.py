@@ -16,11 +16,6 @@ from bridge.journal import Journal, MemoryJournal, SqliteJournal
 BACKENDS = ["memory_backend", "sqlite_backend"]
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture
 def memory_backend() -> Backend:
     return Backend("memory", MemoryJournal, durable=False)
