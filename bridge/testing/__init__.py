@@ -27,7 +27,7 @@ Public names:
     AgentTurn / ToolCallResult / ScriptedAgent / Script: scripted agents.
     Behavior: the emulator's configurable answers to what the real API leaves unknown.
     InvariantReport / CallReport: what happened to every tool call.
-    validate_event: strict validation of an event against the SDK's own models.
+    validate_event / validate_model: strict validation against the SDK's own models (no undeclared fields).
     serve_forever: run an emulator from the command line (`python -m bridge.testing`).
 """
 
@@ -37,7 +37,7 @@ from ._http import RequestRecord
 from ._invariants import CallReport, InvariantReport
 from ._script import AgentTurn, Script, ScriptedAgent, ToolCallResult
 from ._server import Emulator, serve_forever
-from ._validate import validate_event
+from ._validate import validate_event, validate_model
 
 __all__ = [
     "AgentTurn",
@@ -52,4 +52,5 @@ __all__ = [
     "ToolCallResult",
     "serve_forever",
     "validate_event",
+    "validate_model",
 ]

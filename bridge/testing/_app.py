@@ -257,7 +257,7 @@ def build_app(store: Store, stream_rules: list[tuple[str | None, int]]) -> Starl
             "session_id": found.id,
             "parent_thread_id": None,
             "status": "terminated" if info["status"] == "terminated" else found.status,
-            "agent": found.resource["agent"],
+            "agent": {k: v for k, v in found.resource["agent"].items() if k != "multiagent"},
             "created_at": created_at,
             "updated_at": found.resource["updated_at"],
             "archived_at": info.get("archived_at"),

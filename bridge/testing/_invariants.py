@@ -75,6 +75,10 @@ class InvariantReport:
                 )
         return cls(tuple(calls), tuple(unknown))
 
+    def results_of(self, tool_use_id: str) -> int:
+        """How many results were posted for one call (0 for an id the session never issued)."""
+        return next((c.results for c in self.calls if c.tool_use_id == tool_use_id), 0)
+
     @property
     def unanswered(self) -> tuple[str, ...]:
         """Calls still waiting for a result (I1 violations once the run is over)."""

@@ -235,7 +235,12 @@ def _environment_config(config: Any) -> Json:
         return {"type": "self_hosted"}
     packages = {"type": "packages", **{k: [] for k in ("apt", "cargo", "gem", "go", "npm", "pip")}}
     packages.update({k: list(v) for k, v in (config.get("packages") or {}).items() if k != "type"})
-    return {"type": "cloud", "networking": config.get("networking") or {"type": "unrestricted"}, "packages": packages}
+    networking = dict(config.get("networking") or {"type": "unrestricted"})
+    if networking.get("type") == "limited":
+        networking = {"allowed_hosts": [], "allow_mcp_servers": False, "allow_package_managers": False, **networking}
+    elif networking.get("type") != "unrestricted":
+        raise invalid('config.networking: expected {"type": "unrestricted"} or {"type": "limited", ...}')
+    return {"type": "cloud", "networking": networking, "packages": packages}
 
 
 def environment_from_body(body: Json, *, base: Json | None, environment_id: str, now: str) -> Json:

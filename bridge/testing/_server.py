@@ -120,15 +120,15 @@ class Emulator:
 
     def client(self, **options: Any) -> AsyncAnthropic:
         """An `AsyncAnthropic` configured for this emulator (closed when the emulator exits)."""
-        options.setdefault("max_retries", self.max_retries)
-        client = AsyncAnthropic(api_key=self.api_key, base_url=self.base_url, **options)
+        options = {"api_key": self.api_key, "base_url": self.base_url, "max_retries": self.max_retries, **options}
+        client = AsyncAnthropic(**options)
         self._clients.append(client)
         return client
 
     def sync_client(self, **options: Any) -> Anthropic:
         """A sync `Anthropic` configured for this emulator (closed when the emulator exits)."""
-        options.setdefault("max_retries", self.max_retries)
-        client = Anthropic(api_key=self.api_key, base_url=self.base_url, **options)
+        options = {"api_key": self.api_key, "base_url": self.base_url, "max_retries": self.max_retries, **options}
+        client = Anthropic(**options)
         self._sync_clients.append(client)
         return client
 

@@ -8,7 +8,7 @@ answer malformed posted events with the 400 the real API would send.
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import pydantic
 from anthropic._models import BaseModel
@@ -19,7 +19,14 @@ from anthropic.types.beta.sessions.beta_managed_agents_stream_session_events imp
 
 from ._util import invalid
 
-__all__ = ["EVENT_MODELS", "LISTED_EVENT_TYPES", "SENDABLE_EVENT_TYPES", "check_sent_events", "validate_event"]
+__all__ = [
+    "EVENT_MODELS",
+    "LISTED_EVENT_TYPES",
+    "SENDABLE_EVENT_TYPES",
+    "check_sent_events",
+    "validate_event",
+    "validate_model",
+]
 
 Json = dict[str, Any]
 
@@ -73,7 +80,23 @@ def _extras(value: Any, path: str) -> list[str]:
     return []
 
 
-def validate_event(data: Json, *, allowed_extra: tuple[str, ...] = ()) -> BaseModel:
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+def validate_model(model: type[M], data: Any) -> M:
+    """Validate `data` strictly against an SDK model: `model_validate`, then no undeclared field at any depth.
+
+    Raises:
+        ValueError: Validation fails (`pydantic.ValidationError` is a `ValueError`) or an undeclared field is present.
+    """
+    parsed = model.model_validate(data)
+    extras = _extras(parsed, model.__name__)
+    if extras:
+        raise ValueError(f"fields unknown to the SDK model {model.__name__}: {', '.join(extras)}")
+    return parsed
+
+
+def validate_event(data: Json) -> BaseModel:
     """Validate one event strictly against the SDK model for its `type` and return the parsed model.
 
     Raises:
@@ -82,15 +105,7 @@ def validate_event(data: Json, *, allowed_extra: tuple[str, ...] = ()) -> BaseMo
     model = EVENT_MODELS.get(data.get("type", ""))
     if model is None:
         raise ValueError(f"event type {data.get('type')!r} is unknown to the SDK")
-    parsed = model.model_validate(data)
-    extras = (
-        [e for e in _extras(parsed, data["type"]) if not e.endswith(allowed_extra)]
-        if allowed_extra
-        else _extras(parsed, data["type"])
-    )
-    if extras:
-        raise ValueError(f"fields unknown to the SDK model {model.__name__}: {', '.join(extras)}")
-    return parsed
+    return validate_model(model, data)
 
 
 def check_sent_events(events: Any, *, allowed: frozenset[str] = SENDABLE_EVENT_TYPES) -> list[Json]:

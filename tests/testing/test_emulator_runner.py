@@ -7,14 +7,11 @@ from typing import Any
 import anyio
 import pytest
 from anthropic import beta_async_tool
+from conftest import BOTH_BACKENDS
 
 from bridge.testing import AgentTurn, Emulator
 
-pytestmark = [
-    pytest.mark.anyio,
-    # The SDK runner leaves its stream's async generators unclosed when the session ends; trio warns at GC.
-    pytest.mark.filterwarnings("ignore:Async generator .* was garbage collected:ResourceWarning"),
-]
+pytestmark = pytest.mark.anyio
 
 executed: list[tuple[str, int, int]] = []
 
@@ -66,6 +63,7 @@ async def run_session(make_setup: Any, api: Emulator) -> str:
     return session_id
 
 
+@BOTH_BACKENDS
 async def test_tool_runner_completes_ten_calls() -> None:
     """The SDK runner answers 10 scripted calls (sequential and parallel) and stops when the session terminates."""
     from conftest import _make_setup
@@ -81,6 +79,7 @@ async def test_tool_runner_completes_ten_calls() -> None:
     assert len(report.calls) == 10
 
 
+@BOTH_BACKENDS
 async def test_tool_runner_survives_a_stream_drop() -> None:
     """The first stream is cut after 8 events; the runner reconnects, reconciles, answers each call exactly once."""
     from conftest import _make_setup
