@@ -243,6 +243,7 @@ async def run_turn(session: Session, message: Json, script: Script | None, emit_
     session.turn_scope = None
     session.turn_active = False
     if not scope.cancelled_caught and session.status != "terminated" and not session.deleted:
-        turn.step()
+        if not failed:
+            turn.step()
         session.set_idle({"type": "retries_exhausted" if failed else turn.stop_reason})
     session.next_turn()
