@@ -10,6 +10,7 @@ posted only for a non-idempotent call the crash caught in `started` (I4); every 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -31,6 +32,8 @@ if not hasattr(bridge, "Bridge"):
 testing = pytest.importorskip("bridge.testing", reason="needs the emulator (bridge.testing)")
 
 from crash_bridge import look, pay, put  # noqa: E402  (the functions the child serves; imports Bridge)
+
+pytestmark = pytest.mark.anyio
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -161,7 +164,8 @@ async def crash_and_restart(zygote: Zygote, tmp_path: Path, point: str, target: 
         await api.control.wait_idle(session.id, "end_turn", timeout=20)
         report = api.control.invariants(session.id)
         events = api.control.events(session.id)
-        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # unless it already stopped by itself
+            os.kill(pid, signal.SIGKILL)
         await zygote.wait_exit("the restarted bridge did not stop")
     uses = {e["id"]: e["name"] for e in events if e["type"] == "agent.custom_tool_use"}
     results: dict[str, list[dict[str, Any]]] = {}
