@@ -13,10 +13,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,14 +44,15 @@ POINTS = ["after_intake", "after_started", "mid_tool", "after_completed", "after
 SCENARIOS = [(point, "pay") for point in POINTS] + [
     (point, target) for point in ("after_started", "mid_tool") for target in ("put", "look")
 ]
-# The target call's journal state when the crash point kills the bridge.
+# The target call's journal state when the crash point kills the bridge. The echo of a posted result races the POST's
+# response; when the echo wins, the call is acked before `mark_posted` and that crash lands after the ack.
 STATE_AT = {
     "after_intake": {"received"},
     "after_started": {"started"},
     "mid_tool": {"started"},
     "after_completed": {"completed"},
     "after_post": {"completed"},
-    "after_response": {"completed"},
+    "after_response": {"completed", "acked"},
     "before_ack": {"completed", "posted"},
 }
 CALLS = [("pay", {"order": "o1"}), ("put", {"key": "k1"}), ("look", {"what": "w1"})]
@@ -57,23 +60,41 @@ REAL = {"pay": "paid o1", "put": "stored k1", "look": "saw w1"}
 
 
 class Zygote:
-    """The fork server: starts bridge children in milliseconds and reports how they ended."""
+    """The fork server: starts bridge children in milliseconds and reports how they ended.
+
+    It runs one child at a time. A reader thread turns its stdout into a queue, so waiting for a line can time out
+    without an abandoned read swallowing the next one.
+    """
 
     def __init__(self, log: Path) -> None:
         self.log = log
+        self.running: int | None = None
+        self._stderr = log.open("w")
         self.proc = subprocess.Popen(
             [sys.executable, str(HERE / "crash_bridge.py")],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=log.open("w"),
+            stderr=self._stderr,
             text=True,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._reader = threading.Thread(target=self._read_lines, daemon=True)
+        self._reader.start()
 
-    async def _read(self) -> dict[str, Any]:
+    def _read_lines(self) -> None:
         assert self.proc.stdout is not None
-        line = await anyio.to_thread.run_sync(self.proc.stdout.readline, abandon_on_cancel=True)
+        for line in self.proc.stdout:
+            self._lines.put(line)
+        self._lines.put("")
+
+    async def _read(self, what: str, timeout: float = 20) -> dict[str, Any]:  # noqa: ASYNC109
+        try:
+            line = await anyio.to_thread.run_sync(self._lines.get, True, timeout)
+        except queue.Empty:
+            await self.stop()
+            raise AssertionError(f"{what}; bridge log:\n{self.log.read_text()[-4000:]}") from None
         if not line:
             raise AssertionError("the zygote died:\n" + self.log.read_text())
         message: dict[str, Any] = json.loads(line)
@@ -81,23 +102,36 @@ class Zygote:
 
     async def start(self, command: dict[str, Any]) -> int:
         assert self.proc.stdin is not None
+        assert self.running is None
         self.proc.stdin.write(json.dumps(command) + "\n")
         self.proc.stdin.flush()
-        pid: int = (await self._read())["started"]
+        pid: int = (await self._read("the zygote did not fork"))["started"]
+        self.running = pid
         return pid
 
     async def wait_exit(self, what: str) -> int:
-        try:
-            with anyio.fail_after(20):
-                status: int = (await self._read())["status"]
-        except TimeoutError:
-            raise AssertionError(f"{what}; bridge log:\n{self.log.read_text()[-4000:]}") from None
+        """The running child's exit status (minus the signal number if killed); fails after 20 s, killing it."""
+        status: int = (await self._read(what))["status"]
+        self.running = None
         return status
+
+    async def stop(self) -> None:
+        """SIGKILL the running child, if any, and collect its exit so the next `start` works."""
+        pid, self.running = self.running, None
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):  # it may have stopped by itself
+            os.kill(pid, signal.SIGKILL)
+        await self._read("a SIGKILLed bridge did not exit", timeout=10)
 
     def close(self) -> None:
         assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
         self.proc.stdin.close()
         self.proc.wait(timeout=10)
+        self._reader.join(timeout=10)
+        self.proc.stdout.close()
+        self._stderr.close()
 
 
 @pytest.fixture(scope="module")
@@ -153,20 +187,20 @@ async def crash_and_restart(zygote: Zygote, tmp_path: Path, point: str, target: 
             "ledger": str(ledger),
             "backend": backend,
         }
-        await zygote.start({**command, "crash_point": point, "target": target})
-        await api.control.wait_streams(session.id, connects=1)
-        message = {"type": "user.message", "content": [{"type": "text", "text": "go"}]}
-        await client.beta.sessions.events.send(session.id, events=[message])  # type: ignore[list-item]
-        status = await zygote.wait_exit(f"the bridge never reached {point} for {target}")
-        at_crash = journal_rows(journal)
+        try:
+            await zygote.start({**command, "crash_point": point, "target": target})
+            await api.control.wait_streams(session.id, connects=1)
+            message = {"type": "user.message", "content": [{"type": "text", "text": "go"}]}
+            await client.beta.sessions.events.send(session.id, events=[message])  # type: ignore[list-item]
+            status = await zygote.wait_exit(f"the bridge never reached {point} for {target}")
+            at_crash = journal_rows(journal)
 
-        pid = await zygote.start(command)
-        await api.control.wait_idle(session.id, "end_turn", timeout=20)
-        report = api.control.invariants(session.id)
-        events = api.control.events(session.id)
-        with contextlib.suppress(ProcessLookupError):  # unless it already stopped by itself
-            os.kill(pid, signal.SIGKILL)
-        await zygote.wait_exit("the restarted bridge did not stop")
+            await zygote.start(command)
+            await api.control.wait_idle(session.id, "end_turn", timeout=20)
+            report = api.control.invariants(session.id)
+            events = api.control.events(session.id)
+        finally:
+            await zygote.stop()
     uses = {e["id"]: e["name"] for e in events if e["type"] == "agent.custom_tool_use"}
     results: dict[str, list[dict[str, Any]]] = {}
     for e in events:
