@@ -54,7 +54,7 @@ class PgServer:
         return self.dsn("bridge_writer")
 
     def scalar(self, query: str, params: Any = None) -> Any:
-        """Run one query as the superuser, outside any test transaction, and return the first column of the first row."""
+        """Run one query as the superuser, outside any test transaction; return the first column of the first row."""
         import psycopg
 
         with psycopg.connect(self.admin, autocommit=True) as conn:

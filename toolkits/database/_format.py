@@ -4,11 +4,12 @@ Three promises, one per section below:
 
 * **Exact values.** A decimal or an integer past 2**53 becomes a string, so no JSON consumer rounds it; bytes become
   capped base64; dates and times are ISO 8601; NaN and infinities are named. Nothing is silently approximated.
-* **Bounded output.** Rows are capped by the engine (`fetchmany(cap + 1)` tells "exactly cap" from "more"), long cells are
-  cut with a visible marker, and rows past the output byte cap are dropped. Every cut is reported in the header.
-* **Untrusted data stays data.** Everything that came out of the database (rows, names, comments, DDL) is wrapped in an
-  `<untrusted-data-NONCE>` boundary with a fresh random nonce, after a line telling the model not to follow instructions
-  found inside (the Supabase pattern). The nonce cannot be guessed by whoever planted the text, so it cannot be closed early.
+* **Bounded output.** Rows are capped by the engine (`fetchmany(cap + 1)` tells "exactly cap" from "more"), long
+  cells are cut with a visible marker, and rows past the output byte cap are dropped. Every cut is in the header.
+* **Untrusted data stays data.** Everything that came out of the database (rows, names, comments, DDL) is wrapped in
+  an `<untrusted-data-NONCE>` boundary with a fresh random nonce, after a line telling the model not to follow
+  instructions found inside (the Supabase pattern). Whoever planted the text cannot guess the nonce, so cannot close
+  the boundary early.
 """
 
 from __future__ import annotations
@@ -216,7 +217,7 @@ def render_rows(result: Rows, *, fmt: Format, limits: QueryLimits, cap: int) -> 
 def render_document(data: Any, *, limits: QueryLimits, header: Mapping[str, Any] | None = None) -> str:
     """Render a non-tabular answer (catalog, plan, source description) with the same header and boundary."""
     cuts = _Cuts()
-    body = json.dumps(safe_value(data, limits, cuts, whole=False), ensure_ascii=False, indent=1)
+    body = json.dumps(safe_value(data, limits, cuts, whole=False), ensure_ascii=False)
     head: dict[str, Any] = {**(header or {}), "truncated": False, "cells_truncated": cuts.count}
     if len(body.encode()) > limits.max_output_bytes:
         kept = body.encode()[: limits.max_output_bytes].decode(errors="ignore")

@@ -42,7 +42,7 @@ def resolve(conn: Connection, table: str, schema: str | None) -> dict[str, Any]:
     found = _dicts(
         conn,
         "SELECT c.oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS kind FROM pg_class AS c "
-        "JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE c.relkind = ANY($3::text[]::\"char\"[]) "
+        'JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE c.relkind = ANY($3::text[]::"char"[]) '
         f"AND {_SCHEMA_FILTER} AND (c.relname = $1 OR lower(c.relname) = lower($1)) "
         "ORDER BY c.relname = $1 DESC, n.nspname = ANY(current_schemas(false)) DESC, n.nspname",
         [table, schema, _RELATIONS],
@@ -54,7 +54,7 @@ def resolve(conn: Connection, table: str, schema: str | None) -> dict[str, Any]:
             for r in _dicts(
                 conn,
                 "SELECT DISTINCT c.relname AS name FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace "
-                f"WHERE c.relkind = ANY($1::text[]::\"char\"[]) AND {_USER_SCHEMAS}",
+                f'WHERE c.relkind = ANY($1::text[]::"char"[]) AND {_USER_SCHEMAS}',
                 [_RELATIONS],
             )
         ]
@@ -139,7 +139,8 @@ def search(
         rows = _dicts(
             conn,
             "SELECT n.nspname AS name, obj_description(n.oid, 'pg_namespace') AS comment, "
-            "(SELECT count(*) FROM pg_class AS c WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'p', 'v', 'm', 'f')) "
+            "(SELECT count(*) FROM pg_class AS c WHERE c.relnamespace = n.oid "
+            "AND c.relkind IN ('r', 'p', 'v', 'm', 'f')) "
             f"AS relations FROM pg_namespace AS n WHERE {_SCHEMA_FILTER} AND n.nspname ILIKE $1 "
             "AND has_schema_privilege(n.oid, 'USAGE') ORDER BY 1 LIMIT $3",
             [pattern, schema, limit],
@@ -150,7 +151,7 @@ def search(
             conn,
             "SELECT c.oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS kind, "
             "c.reltuples::bigint AS estimate FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace "
-            f"WHERE c.relkind = ANY($3::text[]::\"char\"[]) AND {_SCHEMA_FILTER} AND c.relname ILIKE $1 "
+            f'WHERE c.relkind = ANY($3::text[]::"char"[]) AND {_SCHEMA_FILTER} AND c.relname ILIKE $1 '
             "AND ($4::text IS NULL OR c.relname = $4) AND has_table_privilege(c.oid, 'SELECT') ORDER BY 2, 3 LIMIT $5",
             [pattern, schema, _KINDS[object_type], table, limit],
         )
@@ -170,7 +171,7 @@ def search(
             "format_type(a.atttypid, a.atttypmod) AS type, NOT a.attnotnull AS nullable, "
             "col_description(a.attrelid, a.attnum) AS comment FROM pg_attribute AS a "
             "JOIN pg_class AS c ON c.oid = a.attrelid JOIN pg_namespace AS n ON n.oid = c.relnamespace "
-            f"WHERE c.relkind = ANY($3::text[]::\"char\"[]) AND {_SCHEMA_FILTER} AND a.attnum > 0 "
+            f'WHERE c.relkind = ANY($3::text[]::"char"[]) AND {_SCHEMA_FILTER} AND a.attnum > 0 '
             "AND NOT a.attisdropped AND a.attname ILIKE $1 AND ($4::text IS NULL OR c.relname = $4) "
             "AND has_table_privilege(c.oid, 'SELECT') ORDER BY 1, 2, a.attnum LIMIT $5",
             [pattern, schema, _RELATIONS, table, limit],

@@ -116,7 +116,9 @@ def _check_writes(conn: psycopg.Connection[tuple[object, ...]], report: RoleRepo
         )
     ]
     if schemas:
-        report.refusals.append(f"role {report.role} can CREATE objects in schema {_listing(schemas[:_SHOWN], len(schemas))}")
+        report.refusals.append(
+            f"role {report.role} can CREATE objects in schema {_listing(schemas[:_SHOWN], len(schemas))}"
+        )
     writable = [
         f"{r[0]}.{r[1]}"
         for r in conn.execute(
@@ -128,6 +130,5 @@ def _check_writes(conn: psycopg.Connection[tuple[object, ...]], report: RoleRepo
         )
     ]
     if writable:
-        report.refusals.append(
-            f"role {report.role} owns or can write {len(writable)} table(s): {_listing(writable[:_SHOWN], len(writable))}"
-        )
+        shown = _listing(writable[:_SHOWN], len(writable))
+        report.refusals.append(f"role {report.role} owns or can write {len(writable)} table(s): {shown}")

@@ -122,10 +122,23 @@ def _tool_error(exc: psycopg.Error, timeout: float, limits: QueryLimits, cancell
         return ToolError("invalid_input: send exactly one SQL statement; this one contains more than one")
     if isinstance(exc, errors.ProgrammingError | errors.DataError | errors.IntegrityError | errors.ProtocolViolation):
         hint = "" if "$" in detail else " (placeholders are $1, $2, ...)"
-        return ToolError(f"invalid_input: PostgreSQL refused the statement: {detail}{hint if 'parameter' in detail else ''}")
+        return ToolError(
+            f"invalid_input: PostgreSQL refused the statement: {detail}{hint if 'parameter' in detail else ''}"
+        )
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
         return ToolError(f"upstream_error: the database connection failed: {detail}")
     return ToolError(f"upstream_error: PostgreSQL failed: {detail}")
+
+
+def _commit(conn: Connection) -> None:
+    """COMMIT; a connection lost while committing leaves the outcome unknown, and the model must be told so."""
+    try:
+        conn.execute("COMMIT")
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        raise ToolError(
+            "in_doubt: the connection failed while committing; the change may or may not have been applied. "
+            "Check the data before trying again."
+        ) from exc
 
 
 def _discard_session_state(conn: Connection) -> None:
@@ -176,7 +189,9 @@ class PostgresSource:
         self.warnings = list(report.warnings)
         mode = "read-only" if self.read_only else "read-write"
         if report.refusals and not allow_privileged_role:
-            raise ConfigError([f"refusing to serve a {mode} PostgreSQL source: {r}" for r in report.refusals] + [report.fix()])
+            raise ConfigError(
+                [f"refusing to serve a {mode} PostgreSQL source: {r}" for r in report.refusals] + [report.fix()]
+            )
         for refusal in report.refusals:
             self.warnings.append(f"UNSAFE: {refusal}")
         for warning in self.warnings:
@@ -292,7 +307,7 @@ class PostgresSource:
                 returning = Rows(columns, list(kept[:sample]), len(kept) > sample, (time.monotonic() - started) * 1000)
             check(cursor.rowcount)
             if commit:
-                conn.execute("COMMIT")
+                _commit(conn)
         return WriteOutcome(rowcount=cursor.rowcount, returning=returning)
 
     def close(self) -> None:

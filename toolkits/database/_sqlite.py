@@ -238,16 +238,17 @@ class SqliteSource:
         limit: int,
         cancelled: Cancelled,
     ) -> list[dict[str, Any]]:
-        if schema not in (None, "main"):
-            raise ToolError(f"invalid_input: a SQLite source has one schema, 'main' (got {schema!r})")
+        _main_only(schema)
         with self._session(Policy.CATALOG, self.limits.timeout, cancelled) as (conn, _a, _d):
             return catalog.search(conn, object_type, pattern, table, detail, limit)
 
     def describe_table(self, table: str, schema: str | None, cancelled: Cancelled) -> dict[str, Any]:
+        _main_only(schema)
         with self._session(Policy.CATALOG, self.limits.timeout, cancelled) as (conn, _a, _d):
             return catalog.describe(conn, catalog.resolve(conn, table))
 
     def sample_rows(self, table: str, schema: str | None, count: int, cancelled: Cancelled) -> Rows:
+        _main_only(schema)
         with self._session(Policy.READ, self.limits.timeout, cancelled) as (conn, _a, _d):
             name = catalog.resolve(conn, table)["name"]
             return _fetch(conn, f"SELECT * FROM {catalog.quote(name)} LIMIT ?", [count], count, time.monotonic())
@@ -307,6 +308,11 @@ class SqliteSource:
 
     def close(self) -> None:
         """Nothing to release: connections live for one call."""
+
+
+def _main_only(schema: str | None) -> None:
+    if schema not in (None, "main"):
+        raise ToolError(f"invalid_input: a SQLite source has one schema, 'main' (got {schema!r})")
 
 
 def _fetch(conn: sqlite3.Connection, sql: str, params: Sequence[Param], cap: int, started: float) -> Rows:

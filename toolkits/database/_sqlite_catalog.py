@@ -41,7 +41,10 @@ def resolve(conn: sqlite3.Connection, table: str) -> dict[str, Any]:
     )
     if rows:
         return rows[0]
-    names = [r[0] for r in conn.execute(f"SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') AND {_USER_OBJECTS}")]
+    names = [
+        r[0]
+        for r in conn.execute(f"SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') AND {_USER_OBJECTS}")
+    ]
     close = difflib.get_close_matches(table, names, n=5)
     hint = f"; did you mean {', '.join(close)}?" if close else "; search_objects lists the tables"
     raise ToolError(f"invalid_input: no table or view named {table!r}{hint}")
@@ -63,10 +66,8 @@ def _columns(conn: sqlite3.Connection, table: str) -> list[dict[str, Any]]:
 
 def _indexes(conn: sqlite3.Connection, table: str) -> list[dict[str, Any]]:
     indexes = []
-    for index in _dicts(conn.execute("SELECT name, \"unique\", origin FROM pragma_index_list(?)", [table])):
-        columns = [
-            r[0] for r in conn.execute("SELECT name FROM pragma_index_info(?) ORDER BY seqno", [index["name"]])
-        ]
+    for index in _dicts(conn.execute('SELECT name, "unique", origin FROM pragma_index_list(?)', [table])):
+        columns = [r[0] for r in conn.execute("SELECT name FROM pragma_index_info(?) ORDER BY seqno", [index["name"]])]
         indexes.append(
             {"name": index["name"], "columns": columns, "unique": bool(index["unique"]), "origin": index["origin"]}
         )
@@ -122,9 +123,10 @@ def search(
     if object_type == "column":
         found = _dicts(
             conn.execute(
-                "SELECT m.name AS tbl, p.name, p.type, p.\"notnull\", p.pk FROM sqlite_schema AS m "
+                'SELECT m.name AS tbl, p.name, p.type, p."notnull", p.pk FROM sqlite_schema AS m '
                 "JOIN pragma_table_info(m.name) AS p WHERE m.type IN ('table', 'view') "
-                f"AND m.{_USER_OBJECTS} AND p.name LIKE ? AND (?2 IS NULL OR m.name = ?2) ORDER BY m.name, p.cid LIMIT ?",
+                f"AND m.{_USER_OBJECTS} AND p.name LIKE ? AND (?2 IS NULL OR m.name = ?2) "
+                "ORDER BY m.name, p.cid LIMIT ?",
                 [pattern, table, limit],
             )
         )
@@ -147,7 +149,10 @@ def search(
     out = []
     for f in found:
         columns = [r[0] for r in conn.execute("SELECT name FROM pragma_index_info(?) ORDER BY seqno", [f["name"]])]
-        out.append({"name": f["name"], "table": f["tbl_name"], "columns": columns} | ({"ddl": f["sql"]} if detail == "full" else {}))
+        out.append(
+            {"name": f["name"], "table": f["tbl_name"], "columns": columns}
+            | ({"ddl": f["sql"]} if detail == "full" else {})
+        )
     return out
 
 

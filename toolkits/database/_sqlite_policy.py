@@ -19,8 +19,7 @@ __all__ = ["ALLOWED_FUNCTIONS", "Authorizer", "Policy"]
 # Deterministic, side-effect-free built-ins (core, date/time, math, JSON, window, FTS auxiliaries). Left out on
 # purpose: load_extension (code execution), fts3_tokenizer (raw pointers), sqlite_log (writes the error log),
 # optimize / rtreecheck / rtreenode (maintenance), sqlite_compileoption_* (fingerprinting).
-ALLOWED_FUNCTIONS = frozenset(
-    """
+_ALLOWED = """
     -> ->> abs avg changes char coalesce concat concat_ws count cume_dist current_date current_time current_timestamp
     date datetime dense_rank first_value format glob group_concat hex ifnull iif instr julianday lag last_insert_rowid
     last_value lead length like likelihood likely lower ltrim max min nth_value ntile nullif octet_length percent_rank
@@ -34,8 +33,8 @@ ALLOWED_FUNCTIONS = frozenset(
     jsonb jsonb_array jsonb_extract jsonb_group_array jsonb_group_object jsonb_insert jsonb_object jsonb_patch
     jsonb_remove jsonb_replace jsonb_set
     match bm25 highlight snippet offsets matchinfo
-    """.split()
-)
+"""
+ALLOWED_FUNCTIONS = frozenset(_ALLOWED.split())
 
 # Read-only pragmas our own catalog queries use as table-valued functions (`pragma_table_info(?)`); the argument is
 # a table or index name, never a new value.
