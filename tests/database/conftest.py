@@ -176,7 +176,7 @@ def big_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
         f"""
         CREATE TABLE big (id INTEGER PRIMARY KEY, h TEXT);
         WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < {_ROWS})
-        INSERT INTO big SELECT x, hex(x) FROM g;
+        INSERT INTO big SELECT x, 'row ' || x FROM g;
         CREATE TABLE canary (id INTEGER PRIMARY KEY, value TEXT NOT NULL);
         INSERT INTO canary VALUES (1, 'intact');
         """

@@ -136,7 +136,9 @@ def _tool_error(exc: sqlite3.Error, authorizer: Authorizer, deadline: Deadline, 
         return ToolError(f"denied_by_policy: {authorizer.denied} is not allowed here; this tool runs {allowed}")
     if isinstance(exc, sqlite3.ProgrammingError) and "one statement at a time" in message:
         return ToolError("invalid_input: send exactly one SQL statement; this one contains more than one")
-    if "too many attached databases" in message or "cannot VACUUM" in message:
+    if "cannot VACUUM" in message:
+        return ToolError("denied_by_policy: VACUUM is not allowed here; this tool runs one SELECT")
+    if "too many attached databases" in message:
         return ToolError("denied_by_policy: ATTACH (and VACUUM INTO) are disabled on this source")
     if "readonly database" in message or "attempt to write" in message:
         return ToolError("denied_by_policy: this source is read-only; the engine refused a write")
@@ -185,6 +187,7 @@ class SqliteSource:
         self._write_uri = None if read_only else _file_uri(path_or_uri, read_only=False)[1]
         try:
             with self._session(Policy.CATALOG, limits.timeout, None) as (conn, _auth, _deadline):
+                conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()  # reads the header: is it a database?
                 self.version = conn.execute("SELECT sqlite_version()").fetchone()[0]
         except ToolError as exc:
             raise ConfigError(f"cannot open {self.path} as a SQLite database: {exc}") from exc
@@ -303,6 +306,7 @@ class SqliteSource:
             rowcount = cursor.rowcount
             check(rowcount)
             if commit:
+                conn.set_authorizer(None)  # the policy is for the model's statement; COMMIT is ours
                 conn.execute("COMMIT")
         return WriteOutcome(rowcount=rowcount, returning=returning)
 

@@ -66,18 +66,22 @@ class Policy(Enum):
 
 
 class Authorizer:
-    """A `set_authorizer` callback enforcing one `Policy`; remembers the first refusal for the error message."""
+    """A `set_authorizer` callback enforcing one `Policy`; remembers what it refused for the error message."""
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
-        self.denied: str | None = None
+        self._denials: list[str] = []
+
+    @property
+    def denied(self) -> str | None:
+        """What was refused first, in words (None while nothing was)."""
+        return self._denials[0] if self._denials else None
 
     def __call__(self, action: int, arg1: str | None, arg2: str | None, db: str | None, source: str | None) -> int:
         reason = self._check(action, arg1, arg2, db)
         if reason is None:
             return sqlite3.SQLITE_OK
-        if self.denied is None:
-            self.denied = reason
+        self._denials.append(reason)
         return sqlite3.SQLITE_DENY
 
     def _check(self, action: int, arg1: str | None, arg2: str | None, db: str | None) -> str | None:
@@ -109,6 +113,12 @@ def _describe(action: int, arg1: str | None, arg2: str | None) -> str:
         return f"PRAGMA {arg1}" + (f"({arg2})" if arg2 is not None else "")
     if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
         return f"{name} (attaching database files, including VACUUM INTO)"
+    if arg1 in ("sqlite_master", "sqlite_temp_master") and action in (
+        sqlite3.SQLITE_INSERT,
+        sqlite3.SQLITE_UPDATE,
+        sqlite3.SQLITE_DELETE,
+    ):
+        return "a schema change (CREATE, DROP or ALTER)"  # SQLite checks the catalog write before the statement
     if action == sqlite3.SQLITE_TRANSACTION:
         return f"transaction control ({arg1})"
     target = " ".join(a for a in (arg1, arg2) if a)
