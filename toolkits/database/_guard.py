@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -235,4 +236,5 @@ def _label(kind: str) -> str:
         "GrantStmt": "GRANT",
         "AlterTableStmt": "ALTER TABLE",
     }
-    return f"{words.get(kind, kind.removesuffix('Stmt'))} statement"
+    spaced = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", kind.removesuffix("Stmt")).upper()
+    return f"{words.get(kind, spaced)} statement"

@@ -54,12 +54,17 @@ Connection = psycopg.Connection[tuple[Any, ...]]
 
 
 def begin(conn: Connection, *, read_only: bool, timeout: float, lock_timeout: float) -> None:
-    """Open the call's transaction with the server-side deadlines (layer 4). Our own constant SQL, no model input."""
+    """Open the call's transaction with the server-side deadlines (layer 4). Our own constant SQL, no model input.
+
+    The trailing `SELECT 1` takes the transaction's snapshot. Until a snapshot exists, PostgreSQL still accepts
+    `SET TRANSACTION READ WRITE` (or `SET transaction_read_only = off`) and turns a READ ONLY transaction into a
+    writable one; after it, the mode is fixed for the rest of the transaction.
+    """
     ms = max(1, int(timeout * 1000))
     conn.execute(
         sql.SQL(
             "BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ, {mode}; SET LOCAL statement_timeout = {timeout}; "
-            "SET LOCAL lock_timeout = {lock}; SET LOCAL idle_in_transaction_session_timeout = {idle}"
+            "SET LOCAL lock_timeout = {lock}; SET LOCAL idle_in_transaction_session_timeout = {idle}; SELECT 1"
         ).format(
             mode=sql.SQL("READ ONLY" if read_only else "READ WRITE"),
             timeout=sql.Literal(ms),
