@@ -46,7 +46,7 @@ class Rows:
     """A result set as fetched: at most `cap` rows, and whether the engine had more."""
 
     columns: list[str]
-    rows: list[Sequence[Any]]
+    rows: Sequence[Sequence[Any]]
     more: bool = False
     elapsed_ms: float = 0.0
     warnings: list[str] = field(default_factory=list)
