@@ -125,6 +125,9 @@ def _ordered(node: dict[str, Any]) -> dict[str, Any]:
 def _claude_ready(node: dict[str, Any], path: str) -> dict[str, Any]:
     """Drop titles, close structured objects, fold `anyOf` of bare types."""
     node.pop("title", None)
+    node.pop("discriminator", None)  # OpenAPI, not JSON Schema; its mapping points at $defs that are gone
+    if "oneOf" in node and "anyOf" not in node:
+        node["anyOf"] = node.pop("oneOf")
     if "properties" in node:
         node.setdefault("type", "object")
         node.setdefault("additionalProperties", False)
@@ -142,8 +145,15 @@ def _claude_ready(node: dict[str, Any], path: str) -> dict[str, Any]:
     return _ordered(node)
 
 
-def build_schema(model: type[pydantic.BaseModel], tool_name: str) -> tuple[dict[str, Any], list[LintIssue]]:
+def build_schema(
+    model: type[pydantic.BaseModel], tool_name: str, extras: pydantic.TypeAdapter[Any] | None = None
+) -> tuple[dict[str, Any], list[LintIssue]]:
     """The Claude-ready (non-strict) input schema of a generated input model.
+
+    Args:
+        model: The generated input model.
+        tool_name: For error messages.
+        extras: The `dict[str, T]` adapter for `**kwargs`; its value schema becomes `additionalProperties`.
 
     Raises:
         DefinitionError: A type has no JSON Schema, a model is recursive, or the schema is too large.
@@ -153,6 +163,10 @@ def build_schema(model: type[pydantic.BaseModel], tool_name: str) -> tuple[dict[
         warnings.simplefilter("always", PydanticJsonSchemaWarning)
         try:
             raw = model.model_json_schema(mode="validation")
+            if extras is not None:
+                extra_schema = extras.json_schema(mode="validation")
+                raw["additionalProperties"] = extra_schema.get("additionalProperties", True)
+                raw.setdefault("$defs", {}).update(extra_schema.get("$defs", {}))
         except pydantic.PydanticInvalidForJsonSchema as exc:
             raise DefinitionError(
                 f"tool {tool_name!r}: a parameter type has no JSON Schema ({exc.message}). Use JSON-friendly types "

@@ -106,7 +106,7 @@ def build_impl(fn: Callable[..., Any], name: str, options: ToolOptions, fallback
             "does and when to use it, or pass description=..."
         )
     signature, notes = compile_signature(fn, name, doc.params)
-    schema, issues = build_schema(signature.model, name)
+    schema, issues = build_schema(signature.model, name, signature.extras)
     issues = notes + issues
     properties = schema["properties"]
     for param in doc.params:
@@ -126,7 +126,8 @@ def build_impl(fn: Callable[..., Any], name: str, options: ToolOptions, fallback
         issues.extend(moved)
 
     def bind(data: object, context: ToolContext, tool_name: str) -> tuple[list[Any], dict[str, Any]]:
-        return signature.arguments(validator.validate(data, tool_name), context)
+        validated, extras = validator.validate(data, tool_name)
+        return signature.arguments(validated, extras, context)
 
     return Impl(fn, _is_async(fn), description, schema, tuple(issues), bind)
 

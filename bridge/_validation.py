@@ -173,19 +173,37 @@ def _text(tool_name: str, problems: list[_Problem]) -> str:
     return "\n".join(lines)
 
 
-def _clean_path(schema: Mapping[str, Any], loc: tuple[str | int, ...]) -> tuple[Path, Mapping[str, Any] | None]:
-    """Drop pydantic's union-member and dict-key markers from an error location; find its schema node."""
+def _clean_path(
+    schema: Mapping[str, Any], loc: tuple[str | int, ...]
+) -> tuple[Path, Mapping[str, Any] | None, tuple[tuple[Path, str], ...]]:
+    """Split an error location into the field path, its schema node, and the union branches it went through.
+
+    pydantic puts union member tags ('int', 'Cat', 'function-after[...]') and dict-key markers into locations;
+    they are not fields, so they are dropped from the path and returned as (path so far, tag) pairs.
+    """
     node: Mapping[str, Any] | None = schema
     path: list[str | int] = []
+    tags: list[tuple[Path, str]] = []
     for part in loc:
         if part == "[key]":
             continue
         child = _child(node, part)
         if child is None and isinstance(part, str) and node is not None and ("anyOf" in node or "oneOf" in node):
-            continue  # a union member tag such as 'int' or 'function-after[...]'
+            tags.append((tuple(path), part))
+            continue
         path.append(part)
         node = child
-    return tuple(path), node
+    return tuple(path), node, tuple(tags)
+
+
+def _merge(messages: list[str]) -> str:
+    """Join the messages of one field; "expected A; got X" + "expected B; got X" -> "expected A or B; got X"."""
+    if len(messages) > 1 and all(m.startswith("expected ") and "; got " in m for m in messages):
+        gots = {m.rsplit("; got ", 1)[1] for m in messages}
+        if len(gots) == 1:
+            expected = " or ".join(m.removeprefix("expected ").rsplit("; got ", 1)[0] for m in messages)
+            return f"expected {expected}; got {gots.pop()}"
+    return " or ".join(messages)
 
 
 def _describe(error: Any, node: Mapping[str, Any] | None) -> str:
@@ -210,17 +228,31 @@ def _describe(error: Any, node: Mapping[str, Any] | None) -> str:
 
 
 def _pydantic_problems(exc: pydantic.ValidationError, schema: Mapping[str, Any], skip: set[Path]) -> list[_Problem]:
-    """One problem per field path from a pydantic error (union alternatives joined with "or")."""
-    by_path: dict[Path, list[str]] = {}
+    """One problem per field path from a pydantic error.
+
+    For a union of objects, a branch whose discriminator (a `const` field) did not match is dropped when another
+    branch matched it, so the model reads the errors of the variant it meant, not of every variant.
+    """
+    entries = []
+    dead: set[tuple[Path, str]] = set()
     for error in exc.errors(include_url=False):
-        path, node = _clean_path(schema, error["loc"])
-        if error["type"] == "extra_forbidden" and path in skip:
+        path, node, tags = _clean_path(schema, error["loc"])
+        entries.append((error, path, node, tags))
+        if tags and error["type"] == "literal_error" and node is not None and "const" in node:
+            dead.add(tags[-1])
+    live = {tag for _, _, _, tags in entries for tag in tags if tag not in dead}
+    by_path: dict[Path, list[str]] = {}
+    for error, path, node, tags in entries:
+        if any(tag in dead and any(other[0] == tag[0] for other in live) for tag in tags):
             continue
-        message = _describe(error, node) if error["type"] != "extra_forbidden" else "unknown field"
+        unknown = error["type"] in ("extra_forbidden", "unexpected_keyword_argument")
+        if unknown and path in skip:
+            continue
+        message = "unknown field" if unknown else _describe(error, node)
         by_path.setdefault(path, [])
         if message not in by_path[path]:
             by_path[path].append(message)
-    return [_Problem(path, " or ".join(messages)) for path, messages in by_path.items()]
+    return [_Problem(path, _merge(messages)) for path, messages in by_path.items()]
 
 
 def describe_validation_error(exc: pydantic.ValidationError, schema: Mapping[str, Any], tool_name: str) -> str:
@@ -240,6 +272,7 @@ class InputValidator:
             for name, node in properties.items()
             if _types(node) & {"array", "object"} and not _types(node) & {"string", "any"}
         ]
+        self._declared = {p.name for p in compiled.params}
         self._null_means_default = [
             p.name
             for p in compiled.params
@@ -280,8 +313,8 @@ class InputValidator:
             for index, item in enumerate(value):
                 self._unknown_keys(item, _child(node, index), (*path, index), out)
 
-    def validate(self, data: object, tool_name: str) -> pydantic.BaseModel:
-        """The validated input model.
+    def validate(self, data: object, tool_name: str) -> tuple[pydantic.BaseModel, dict[str, Any]]:
+        """The validated input: the model instance and the validated `**kwargs` extras.
 
         Args:
             data: The call's input, as decoded from the event.
@@ -297,11 +330,17 @@ class InputValidator:
         problems: list[_Problem] = []
         self._unknown_keys(raw, self.schema, (), problems)
         reported = {problem.path for problem in problems}
+        extras: dict[str, Any] = {}
+        if self.compiled.extras is not None:
+            extras = {key: raw.pop(key) for key in list(raw) if key not in self._declared}
+            try:
+                extras = self.compiled.extras.validate_python(extras)
+            except pydantic.ValidationError as exc:
+                problems.extend(_pydantic_problems(exc, self.schema, reported))
         try:
             validated = self.compiled.model.model_validate(raw)
         except pydantic.ValidationError as exc:
             problems.extend(_pydantic_problems(exc, self.schema, reported))
-            raise InputError(_text(tool_name, problems)) from None
         if problems:
             raise InputError(_text(tool_name, problems))
-        return validated
+        return validated, extras
