@@ -18,7 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pydantic
-from pydantic.json_schema import PydanticJsonSchemaWarning
+from pydantic.json_schema import GenerateJsonSchema, PydanticJsonSchemaWarning
+from pydantic_core import core_schema
 
 from ._budget import dumps
 from ._errors import DefinitionError
@@ -38,6 +39,13 @@ _STRICT_KEYS = frozenset(
 _SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "dependentSchemas")
 _SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 _SCHEMA_VALUES = ("items", "additionalProperties", "not", "contains", "propertyNames", "if", "then", "else")
+
+
+class _Generator(GenerateJsonSchema):
+    """pydantic's generator, with a pattern on decimal strings so the schema does not admit any string."""
+
+    def get_decimal_pattern(self, schema: core_schema.DecimalSchema) -> str | None:
+        return self.build_decimal_pattern(schema)
 
 
 def walk(node: Any, fn: Callable[[dict[str, Any], str], dict[str, Any]], path: str = "") -> Any:
@@ -162,9 +170,9 @@ def build_schema(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PydanticJsonSchemaWarning)
         try:
-            raw = model.model_json_schema(mode="validation")
+            raw = model.model_json_schema(mode="validation", schema_generator=_Generator)
             if extras is not None:
-                extra_schema = extras.json_schema(mode="validation")
+                extra_schema = extras.json_schema(mode="validation", schema_generator=_Generator)
                 raw["additionalProperties"] = extra_schema.get("additionalProperties", True)
                 raw.setdefault("$defs", {}).update(extra_schema.get("$defs", {}))
         except pydantic.PydanticInvalidForJsonSchema as exc:
