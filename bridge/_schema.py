@@ -263,6 +263,6 @@ def strict_subset(schema: dict[str, Any]) -> tuple[dict[str, Any], list[LintIssu
             description = kept.get("description")
             kept["description"] = f"{description} ({note})" if description else f"({note})"
             issues.append(LintIssue(path, "moved", f"{note} moved into the description (not enforced by strict mode)"))
-        return kept
+        return _ordered(kept)
 
     return walk(schema, convert), issues

@@ -73,6 +73,17 @@ def _function_name(fn: Callable[..., Any]) -> str | None:
     return None if name is None or name == "<lambda>" else str(name)
 
 
+def _doc_of(fn: Callable[..., Any]) -> str | None:
+    """The docstring that describes calling `fn` (a partial's function, a callable object's `__call__`)."""
+    target: Any = fn
+    while isinstance(target, functools.partial):
+        target = target.func
+    if inspect.isfunction(target) or inspect.ismethod(target):
+        return target.__doc__
+    call = getattr(type(target), "__call__", None)  # noqa: B004
+    return getattr(call, "__doc__", None) or type(target).__doc__
+
+
 @dataclass(frozen=True)
 class Impl:
     """What a tool runs once its function is known (at registration, or when its resource opens)."""
@@ -96,7 +107,7 @@ def build_impl(fn: Callable[..., Any], name: str, options: ToolOptions, fallback
             f"tool {name!r} is a generator; a tool returns one value. Return a list, or decorate a resource "
             "factory with @contextmanager/@asynccontextmanager so it yields the tool function."
         )
-    doc = parse_docstring(getattr(fn, "__doc__", None))
+    doc = parse_docstring(_doc_of(fn))
     outer = parse_docstring(fallback_doc)
     description = options.description or outer.description or doc.description
     doc = ParsedDocstring(description, {**outer.params, **doc.params})

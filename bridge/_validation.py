@@ -159,9 +159,21 @@ def _allowed(node: Mapping[str, Any] | None) -> list[Any] | None:
     return values or None
 
 
+def _is_abbreviation(short: str, name: str) -> bool:
+    """True when `short` abbreviates `name`: same first letter, its letters in order (qty -> quantity)."""
+    short, name = short.lower(), name.lower()
+    if len(short) < 2 or len(short) >= len(name) or short[0] != name[0]:
+        return False
+    rest = iter(name)
+    return all(char in rest for char in short)
+
+
 def _did_you_mean(key: str, names: Sequence[str]) -> str:
+    """A hint naming the declared field the model most likely meant, or ""."""
     lowered = {name.lower(): name for name in names}
     match = lowered.get(key.lower()) or next(iter(difflib.get_close_matches(key, names, n=1, cutoff=0.6)), None)
+    if match is None:
+        match = next((name for name in names if _is_abbreviation(key, name)), None)
     return f'; did you mean "{match}"?' if match else ""
 
 
@@ -184,12 +196,15 @@ def _clean_path(
     node: Mapping[str, Any] | None = schema
     path: list[str | int] = []
     tags: list[tuple[Path, str]] = []
+    tagged: Mapping[str, Any] | None = None
     for part in loc:
         if part == "[key]":
             continue
         child = _child(node, part)
-        if child is None and isinstance(part, str) and node is not None and ("anyOf" in node or "oneOf" in node):
+        is_union = node is not None and ("anyOf" in node or "oneOf" in node or isinstance(node.get("type"), list))
+        if child is None and isinstance(part, str) and is_union and node is not tagged:
             tags.append((tuple(path), part))
+            tagged = node  # one member tag per union; the next unknown name is a real key
             continue
         path.append(part)
         node = child
