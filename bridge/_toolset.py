@@ -20,7 +20,7 @@ from ._content import CallResult
 from ._context import ToolContext
 from ._errors import DefinitionError
 from ._options import check_name
-from ._resources import Resource
+from ._resources import Resource, ToolResource
 from ._tool import RunSync, Tool
 
 __all__ = ["Toolset"]
@@ -75,9 +75,9 @@ class Toolset:
             raise DefinitionError(f"Toolset takes a list of tools, got {type(items).__name__}: {items!r}")
         for item in items:
             if isinstance(item, Toolset):
+                self._add_resources(item._resources)  # its lifespans open before its tools' resources
                 for tool in item:
                     self._add(tool, item._inherited.get(tool.name, item.timeout))
-                self._add_resources(item._resources)
             elif isinstance(item, list | tuple):
                 self._include(item)
             else:
@@ -119,7 +119,8 @@ class Toolset:
         derived = Toolset(name=self.name, timeout=self.timeout)
         derived._tools = tools
         derived._inherited = inherited
-        derived._resources = list(self._resources)
+        used = {id(tool.resource) for tool in tools.values() if tool.resource is not None}
+        derived._resources = [r for r in self._resources if not isinstance(r, ToolResource) or id(r) in used]
         return derived
 
     def add(self, fn_or_tool: Any) -> Tool:
