@@ -11,6 +11,7 @@ yields the function that uses it. Its schema is built from the yielded function 
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import secrets
@@ -230,8 +231,8 @@ class Tool:
 
     @property
     def input_schema(self) -> dict[str, Any]:
-        """The Claude-ready JSON Schema of the input (a copy is safe to mutate)."""
-        return self._require().input_schema
+        """The Claude-ready JSON Schema of the input (a copy: safe to mutate)."""
+        return copy.deepcopy(self._require().input_schema)
 
     @property
     def is_async(self) -> bool:
@@ -256,7 +257,7 @@ class Tool:
             "type": "custom",
             "name": self._name,
             "description": impl.description,
-            "input_schema": impl.input_schema,
+            "input_schema": copy.deepcopy(impl.input_schema),
         }
 
     @property

@@ -63,6 +63,7 @@ class Toolset:
         self._inherited: dict[str, float] = {}
         self._resources: list[Resource] = []
         self._stack: AsyncExitStack | None = None
+        self._depth = 0
         if lifespan is not None:
             self._resources.append(Resource(lifespan, f"toolset {name or '(unnamed)'} lifespan"))
         self._include(tools)
@@ -222,8 +223,13 @@ class Toolset:
         return self._stack is not None
 
     async def __aenter__(self) -> Toolset:
+        """Open every resource of this toolset that is not open yet (lifespans first, then resource tools).
+
+        Entering an open toolset again (nested `async with`) only counts; the outermost exit closes.
+        """
         if self._stack is not None:
-            raise RuntimeError(f"{self!r} is already open; enter it once (derived toolsets share its resources)")
+            self._depth += 1
+            return self
         stack = AsyncExitStack()
         try:
             for resource in self._resources:
@@ -231,12 +237,16 @@ class Toolset:
         except BaseException:
             await stack.aclose()
             raise
-        self._stack = stack
+        self._stack, self._depth = stack, 1
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        """Close, in reverse order, what this toolset opened."""
+        self._depth -= 1
+        if self._depth > 0:
+            return
         stack, self._stack = self._stack, None
         if stack is not None:
             await stack.__aexit__(exc_type, exc, tb)

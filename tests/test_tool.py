@@ -157,3 +157,22 @@ async def test_errors_become_results() -> None:
     assert masked.is_error
     assert masked.text.startswith("tool fail failed (ref ")
     assert "hunter2" not in masked.text
+
+
+def test_with_options_and_renamed() -> None:
+    """`with_options` and `renamed` return new tools; the original keeps its name and options."""
+    base = Tool.from_function(add)
+    strict = base.with_options(strict=True, timeout=1)
+    renamed = base.renamed("plus")
+    assert (base.options.strict, strict.options.strict, strict.options.timeout) == (False, True, 1)
+    assert (base.name, renamed.name, renamed.definition()["name"]) == ("add", "plus", "plus")
+    assert renamed.input_schema == base.input_schema
+
+
+def test_schemas_handed_out_are_copies() -> None:
+    """Mutating a returned schema or definition does not change the tool."""
+    t = Tool.from_function(add)
+    t.input_schema["properties"].clear()
+    t.definition()["input_schema"]["required"].append("zzz")
+    assert list(t.input_schema["properties"]) == ["a", "b"]
+    assert t.input_schema["required"] == ["a"]

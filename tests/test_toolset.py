@@ -294,3 +294,28 @@ async def test_sdk_tools_with_their_own_schema_are_wrapped() -> None:
     async with toolset:
         pass
     assert closed == ["closed"]
+
+
+async def test_nested_enter_closes_on_the_outermost_exit() -> None:
+    """Entering an open toolset again only counts; resources close when the outermost block exits."""
+    events: list[str] = []
+    query, _ = _resource_tools(events)
+    toolset = Toolset([query])
+    async with toolset:
+        async with toolset:
+            pass
+        assert toolset.is_open
+        assert events == ["open query"]
+    assert events == ["open query", "close query"]
+
+
+def test_resource_factories_take_no_parameters() -> None:
+    """A context-manager tool factory with parameters is refused: they belong on the yielded function."""
+
+    @contextlib.contextmanager
+    def factory(dsn: str) -> Iterator[Callable[..., Any]]:
+        """Open."""
+        yield lambda: None
+
+    with pytest.raises(DefinitionError, match="takes no parameters"):
+        Toolset([factory])
