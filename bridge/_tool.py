@@ -44,6 +44,24 @@ except ImportError:  # pragma: no cover - the SDK is a core dependency
     _SDKToolError = ToolError  # type: ignore[misc,assignment]
 
 
+def _told(exc: Exception) -> str | None:
+    """The text of an exception group made only of `ToolError`s (a tool's own task group), else None."""
+    if not isinstance(exc, ExceptionGroup):
+        return None
+    matched, rest = exc.split((ToolError, _SDKToolError))
+    if matched is None or rest is not None:
+        return None
+    messages: list[str] = []
+    stack: list[BaseException] = [matched]
+    while stack:
+        current = stack.pop(0)
+        if isinstance(current, BaseExceptionGroup):
+            stack.extend(current.exceptions)
+        else:
+            messages.append(str(current))
+    return "\n".join(messages)
+
+
 async def default_run_sync(fn: Callable[[], T]) -> T:
     """Run a sync tool in anyio's worker threads; on cancellation the thread is abandoned, not waited for."""
     return await anyio.to_thread.run_sync(fn, abandon_on_cancel=True)
@@ -213,6 +231,9 @@ class Tool:
         except (ToolError, _SDKToolError) as exc:
             return error_text(str(exc), budget)
         except Exception as exc:
+            told = _told(exc)
+            if told is not None:
+                return error_text(told, budget)
             ref = secrets.token_hex(4)
             ctx.log.error("tool %s failed (ref %s): %s", self._name, ref, type(exc).__name__, exc_info=exc)
             return CallResult.error(f"tool {self._name} failed (ref {ref})")

@@ -96,6 +96,8 @@ class InputValidator:
         Raises:
             InputError: With the text the model should read.
         """
+        if data is None:
+            data = {}  # an omitted input means "no arguments"
         if not isinstance(data, Mapping):
             raise InputError(
                 problem_text(tool_name, [Problem((), f"the input must be a JSON object; got {echo(data)}")])
