@@ -13,8 +13,9 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 from corpus import CORPUS
+from pydantic import BaseModel, Field, create_model
 
-from bridge import Tool
+from bridge import DefinitionError, Tool
 
 EXPECTED: dict[str, dict[str, Any]] = {
     "no_params": {"type": "object", "properties": {}, "additionalProperties": False},
@@ -484,3 +485,33 @@ def test_definition_is_claude_ready(fn: Callable[..., Any]) -> None:
     """Each definition meets the Claude-ready rules (only `**kwargs` leaves the root open)."""
     definition = Tool.from_function(fn).definition()
     assert claude_ready_problems(definition, open_root=fn.__name__ == "var_kwargs") == []
+
+
+class Doc(BaseModel):
+    title: str
+    type: str = "x"
+    properties: dict[str, str] = {}
+
+
+def test_property_names_that_are_schema_keywords_survive() -> None:
+    """Fields named `title`, `type` or `properties` are kept; only schema-level titles go."""
+
+    def f(doc: Doc, title: str = "a") -> None:
+        """F."""
+
+    schema = Tool.from_function(f).input_schema
+    assert list(schema["properties"]) == ["doc", "title"]
+    assert list(schema["properties"]["doc"]["properties"]) == ["title", "type", "properties"]
+
+
+def test_schema_size_budget() -> None:
+    """A schema that grows past the budget once shared types are inlined is refused with what to do."""
+    leaf = create_model("Leaf", **{f"f{i}": (str, Field(description="x" * 40)) for i in range(40)})  # type: ignore[call-overload]
+    mid = create_model("Mid", **{f"m{i}": (leaf, ...) for i in range(40)})  # type: ignore[call-overload]
+
+    def f(big: Any) -> None:
+        """F."""
+
+    f.__annotations__["big"] = mid  # a real class object, not a string the module cannot resolve
+    with pytest.raises(DefinitionError, match=r"Simplify the parameter types"):
+        Tool.from_function(f)
