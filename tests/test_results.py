@@ -40,6 +40,10 @@ class Kind(enum.Enum):
     A = "a"
 
 
+class Mode(str, enum.Enum):  # noqa: UP042 - the mixin (not StrEnum) is the case under test
+    FAST = "fast"
+
+
 def _text(value: Any, budget: int = 100_000) -> str:
     result = shape_result(value, budget=budget)
     assert not result.is_error
@@ -71,6 +75,7 @@ def _text(value: Any, budget: int = 100_000) -> str:
         (uuid.UUID(int=1), '"00000000-0000-0000-0000-000000000001"'),
         (Decimal("1.10"), '"1.10"'),
         (Kind.A, '"a"'),
+        (Mode.FAST, "fast"),
         ({3, 1, 2}, "[1,2,3]"),
         ((1, 2), "[1,2]"),
         ({"é": "ü"}, '{"é":"ü"}'),
