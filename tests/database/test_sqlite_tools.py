@@ -281,6 +281,17 @@ async def test_execute_refuses_anything_but_plain_dml(writable: tuple[Path, Tool
     assert path.read_bytes() == before
 
 
+async def test_explain_plans_writes_without_running_them(writable: tuple[Path, Toolset]) -> None:
+    """On a read-write source explain also plans DML, through a read-only connection: nothing runs."""
+    path, toolset = writable
+    before = path.read_bytes()
+    _, plan = answer(
+        await toolset.call("shop_explain", {"sql": "DELETE FROM orders WHERE customer_id = ?", "params": [1]})
+    )
+    assert plan["plan"] == ["SEARCH orders USING INDEX orders_customer (customer_id=?)"]
+    assert path.read_bytes() == before
+
+
 async def test_query_stays_read_only_on_a_read_write_source(writable: tuple[Path, Toolset]) -> None:
     """The query tool of a read-write source still cannot write: writes go through execute's two phases."""
     path, toolset = writable
