@@ -84,3 +84,15 @@ def test_preview_ids_are_single_use_bound_and_expiring() -> None:
     clock.now = 11
     with pytest.raises(ToolError, match="expired"):
         book.take(late.id, "DELETE FROM t", [])
+
+
+def test_missing_postgres_skips_locally_and_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without server binaries the PostgreSQL tests skip, unless BRIDGE_REQUIRE_POSTGRES=1 (CI) makes them fail."""
+    from pg_server import unavailable
+
+    monkeypatch.delenv("BRIDGE_REQUIRE_POSTGRES", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="need server binaries"):
+        unavailable("no initdb found")
+    monkeypatch.setenv("BRIDGE_REQUIRE_POSTGRES", "1")
+    with pytest.raises(pytest.fail.Exception, match="BRIDGE_REQUIRE_POSTGRES=1"):
+        unavailable("no initdb found")

@@ -17,8 +17,8 @@ import pytest
 
 pytest.importorskip("psycopg")
 
-from conftest import PgServer
 from db_answers import answer
+from pg_server import PgServer
 
 from bridge import Toolset
 from toolkits.database import QueryLimits, postgres_toolset
@@ -208,7 +208,7 @@ async def test_pg_sleep_is_denied_up_front_by_default(reader: Toolset) -> None:
     result = await reader.call("db_query", {"sql": "SELECT pg_sleep(10)"})
     assert result.is_error
     assert "pg_sleep" in result.text
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 1.0
 
 
 async def test_expensive_query_stops_at_the_deadline(reader: Toolset) -> None:
@@ -217,7 +217,7 @@ async def test_expensive_query_stops_at_the_deadline(reader: Toolset) -> None:
     result = await reader.call("db_query", {"sql": "SELECT count(*) FROM big AS a, big AS b", "timeout_ms": 300})
     assert result.is_error
     assert result.text.startswith("timeout:")
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 3.0
 
 
 async def test_lock_wait_is_bounded(reader: Toolset, pg: PgServer) -> None:
@@ -236,7 +236,7 @@ async def test_million_row_table_returns_promptly_with_truncated(reader: Toolset
     """P10: SELECT * over 1,000,000 rows fetches cap + 1 through a server cursor and returns at once."""
     started = time.monotonic()
     header, body = answer(await reader.call("db_query", {"sql": "SELECT * FROM big", "max_rows": 100}))
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 2.0
     assert (header["row_count"], header["truncated"], header["truncated_by"]) == (100, True, "max_rows")
     assert len(body["rows"]) == 100
 

@@ -16,7 +16,7 @@ import pytest
 
 psycopg = pytest.importorskip("psycopg")
 
-from conftest import PgServer  # noqa: E402
+from pg_server import PgServer  # noqa: E402
 
 from bridge import ConfigError  # noqa: E402
 from toolkits.database import QueryLimits  # noqa: E402
@@ -139,7 +139,7 @@ def test_statement_timeout_alone_stops_pg_sleep_10(pg: PgServer) -> None:
             run_prepared(conn, "SELECT pg_sleep(10)", [])
         elapsed = time.monotonic() - started
         rollback(conn)
-    assert 0.3 <= elapsed < 1.3
+    assert 0.3 <= elapsed < 2.0
 
 
 def test_timeouts_are_local_to_the_transaction(pg: PgServer) -> None:

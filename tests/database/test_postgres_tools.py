@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("psycopg")
 
-from conftest import PgServer
 from db_answers import answer
+from pg_server import PgServer
 
 from bridge import Toolset
 from toolkits.database import postgres_toolset

@@ -194,10 +194,12 @@ class SqliteSource:
 
     @contextmanager
     def _session(
-        self, policy: Policy, timeout: float, cancelled: Cancelled | None
+        self, policy: Policy, timeout: float, cancelled: Cancelled | None, *, write: bool = False
     ) -> Iterator[tuple[sqlite3.Connection, Authorizer, Deadline]]:
-        """One guarded connection inside one transaction, always rolled back unless the caller committed."""
-        write = policy is Policy.WRITE
+        """One guarded connection inside one transaction, always rolled back unless the caller committed.
+
+        `policy` is what the statement may do; `write` opens the file read-write (only `write()` asks for it).
+        """
         uri = self._write_uri if write else self._uri
         if uri is None:
             raise ToolError("denied_by_policy: this source is read-only")
@@ -268,8 +270,7 @@ class SqliteSource:
             raise ToolError("invalid_input: SQLite has no EXPLAIN ANALYZE; call explain without analyze")
         # EXPLAIN QUERY PLAN compiles but never runs the statement, so DML may be explained on read-write sources.
         policy = Policy.READ if self.read_only else Policy.WRITE
-        with self._session(Policy.READ, timeout, cancelled) as (conn, authorizer, _d):
-            authorizer.policy = policy
+        with self._session(policy, timeout, cancelled) as (conn, _a, _d):
             rows = conn.execute(f"EXPLAIN QUERY PLAN {sql}", list(params)).fetchall()
         depth: dict[int, int] = {0: -1}
         lines = []
@@ -293,7 +294,7 @@ class SqliteSource:
         if self.read_only:
             raise ToolError("denied_by_policy: this source is read-only")
         started = time.monotonic()
-        with self._session(Policy.WRITE, timeout, cancelled) as (conn, _a, _d):
+        with self._session(Policy.WRITE, timeout, cancelled, write=True) as (conn, _a, _d):
             cursor = conn.execute(sql, list(params))
             returning: Rows | None = None
             if cursor.description is not None:
