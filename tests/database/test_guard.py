@@ -130,6 +130,12 @@ def test_write_check_refuses_everything_else(sql: str, reason: str) -> None:
         GUARD.check_write(sql)
 
 
+def test_wrong_placeholder_style_gets_a_hint() -> None:
+    """A query written with %s or ? placeholders is told PostgreSQL's style."""
+    with pytest.raises(ToolError, match=r"placeholders are \$1"):
+        GUARD.check_read("SELECT * FROM orders WHERE id = %s")
+
+
 def test_allowed_functions_are_removed_from_the_denylist() -> None:
     """An operator may allow a denied function by name; the rest of the list still applies."""
     guard = SqlGuard.default(allow_functions=["PG_SLEEP"])

@@ -147,7 +147,8 @@ class SqlGuard:
         try:
             tree = json.loads(parser.parse_sql_json(sql))
         except parser.ParseError as exc:
-            raise ToolError(f"invalid_input: SQL syntax error: {exc}") from exc
+            hint = " (placeholders are $1, $2, ..., not %s or ?)" if "%s" in sql or "?" in sql else ""
+            raise ToolError(f"invalid_input: SQL syntax error: {exc}{hint}") from exc
         statements = tree.get("stmts", [])
         if len(statements) != 1:
             found = "no statement" if not statements else f"{len(statements)} statements"

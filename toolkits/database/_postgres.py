@@ -126,10 +126,10 @@ def _tool_error(exc: psycopg.Error, timeout: float, limits: QueryLimits, cancell
     if isinstance(exc, errors.SyntaxError) and "multiple commands" in detail:
         return ToolError("invalid_input: send exactly one SQL statement; this one contains more than one")
     if isinstance(exc, errors.ProgrammingError | errors.DataError | errors.IntegrityError | errors.ProtocolViolation):
-        hint = "" if "$" in detail else " (placeholders are $1, $2, ...)"
-        return ToolError(
-            f"invalid_input: PostgreSQL refused the statement: {detail}{hint if 'parameter' in detail else ''}"
+        hint = (
+            " (placeholders are $1, $2, ...; params gives one value per placeholder)" if "parameter" in detail else ""
         )
+        return ToolError(f"invalid_input: PostgreSQL refused the statement: {detail}{hint}")
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
         return ToolError(f"upstream_error: the database connection failed: {detail}")
     return ToolError(f"upstream_error: PostgreSQL failed: {detail}")
@@ -297,7 +297,7 @@ class PostgresSource:
         sample: int,
         timeout: float,
         cancelled: Cancelled,
-    ) -> Any:
+    ) -> WriteOutcome:
         self.limits.check_sql(sql_text)
         if self.read_only:
             raise ToolError("denied_by_policy: this source is read-only")
