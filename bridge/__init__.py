@@ -13,17 +13,25 @@ from ._errors import (
     ToolError,
     TransportError,
 )
+from ._limits import Limits, Timeouts
+from ._observe import BridgeStats, CallEvent, CallEventKind, Latency
 
 __all__ = [
     "APIAccessError",
     "BridgeError",
+    "BridgeStats",
+    "CallEvent",
+    "CallEventKind",
     "ConfigError",
     "DefinitionError",
     "JournalError",
     "JournalLockedError",
     "JournalSchemaError",
+    "Latency",
+    "Limits",
     "OperatorError",
     "SessionNotFoundError",
+    "Timeouts",
     "ToolError",
     "TransportError",
 ]
