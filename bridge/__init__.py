@@ -1,5 +1,6 @@
 """tool-bridge: serve local Python functions as custom tools to Claude Managed Agents."""
 
+from ._bridge import Bridge
 from ._content import CallResult, ContentBlock, ToolResult, document, image
 from ._context import ToolContext
 from ._errors import (
@@ -24,6 +25,7 @@ from ._toolset import Toolset
 
 __all__ = [
     "APIAccessError",
+    "Bridge",
     "BridgeError",
     "BridgeStats",
     "CallEvent",

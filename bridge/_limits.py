@@ -33,14 +33,13 @@ class Limits:
     """How many calls may run at once, and how much work may wait.
 
     A call needs a slot at every level that applies to it, taken narrowest first (key, tool, session, global) so a
-    call waiting for a busy tool never sits on a session or global slot another call could use.
+    call waiting for a busy tool never sits on a session or global slot another call could use. Per-tool and per-key
+    limits are the tool's own `max_concurrency` / `concurrency_key` options.
 
     Args:
         max_concurrency: Calls running at once across every session of the bridge.
         per_session: Calls running at once for one session (`None`: only the global limit). Keeps one busy session
             from starving the others.
-        per_key: Calls running at once that share one value of a tool's `concurrency_key` input field (for example one
-            account id). Tools without `concurrency_key` ignore it.
         max_queued: Calls allowed to wait for a slot across the bridge. Beyond it a new call is answered at once with
             an `is_error` "overloaded" result instead of being queued, so memory stays bounded and the stream reader
             never blocks.
@@ -49,7 +48,6 @@ class Limits:
 
     max_concurrency: int = 256
     per_session: int | None = 64
-    per_key: int = 1
     max_queued: int = 10_000
     max_batch: int = 100
 
@@ -59,7 +57,6 @@ class Limits:
             for name, value in (
                 ("max_concurrency", self.max_concurrency),
                 ("per_session", self.per_session if self.per_session is not None else 1),
-                ("per_key", self.per_key),
                 ("max_queued", self.max_queued),
                 ("max_batch", self.max_batch),
             )

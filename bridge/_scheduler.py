@@ -2,8 +2,9 @@
 
 A call runs in its own task (the session's task group owns it) and goes through `Scheduler.run`:
 
-1. It takes one slot at every level that applies, narrowest first: its `concurrency_key` value, its tool's
-   `max_concurrency`, its session, the bridge. Waiting for a busy tool therefore never holds a session or global slot
+1. It takes one slot at every level that applies, narrowest first: its `concurrency_key` value (a tool with
+   `concurrency_key` allows `max_concurrency` calls per key value), else its tool's `max_concurrency`, then its
+   session, then the bridge. Waiting for a busy tool therefore never holds a session or global slot
    another call could use. Waiting is cancellable, so an interrupt removes queued calls at once.
 2. `on_start` (the journal's write-ahead `start`) runs shielded: once it says yes, the call counts as started even if
    a cancel arrives in the same instant.
@@ -75,6 +76,7 @@ class Ticket:
         thread_id: str | None = None,
         tool_limit: int | None = None,
         key: str | None = None,
+        key_limit: int | None = None,
         timeout: float | None = None,
     ) -> None:
         self.session_id = session_id
@@ -83,6 +85,7 @@ class Ticket:
         self.thread_id = thread_id
         self.tool_limit = tool_limit
         self.key = key
+        self.key_limit = key_limit
         self.timeout = timeout
         self.cancel_event = threading.Event()
         self.cancel_reason: str | None = None
@@ -211,7 +214,7 @@ class Scheduler:
         if ticket.key is not None:
             key = (ticket.tool, ticket.key)
             if key not in self._keys:
-                self._keys[key] = anyio.CapacityLimiter(self.limits.per_key)
+                self._keys[key] = anyio.CapacityLimiter(ticket.key_limit or 1)
             self._key_users[key] = self._key_users.get(key, 0) + 1
             chosen.append(self._keys[key])
         if ticket.tool_limit is not None:

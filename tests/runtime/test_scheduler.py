@@ -75,7 +75,7 @@ async def test_per_tool_limit_is_never_exceeded() -> None:
     [
         (Limits(max_concurrency=3), lambda i: Ticket(f"s{i}", "c", "t"), 3),
         (Limits(per_session=4), lambda i: Ticket("s", f"c{i}", "t"), 4),
-        (Limits(per_key=1), lambda i: Ticket("s", f"c{i}", "t", key="acct-1"), 1),
+        (Limits(), lambda i: Ticket("s", f"c{i}", "t", key=f"acct-{i % 2}", key_limit=1), 2),
     ],
     ids=["global", "per-session", "per-key"],
 )
