@@ -7,10 +7,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import pytest
 from anthropic import AsyncAnthropic
 
-from bridge import Toolset
+from bridge import CallEvent, CallEventKind, Toolset
 from bridge.testing import Behavior, Emulator, Script
 
 BOTH_BACKENDS = pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
@@ -54,3 +55,25 @@ async def world(
         agent = await client.beta.agents.create(name="bridge-test", model="claude-opus-5", tools=definitions)
         env = await client.beta.environments.create(name="env")
         yield World(api, client, agent.id, env.id)
+
+
+class Calls:
+    """Collects a bridge's call events (pass `calls.listen` as `on_call`) and waits for counts of a kind."""
+
+    def __init__(self) -> None:
+        self.events: list[CallEvent] = []
+        self._changed = anyio.Event()
+
+    def listen(self, event: CallEvent) -> None:
+        self.events.append(event)
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    def of(self, kind: CallEventKind) -> list[CallEvent]:
+        return [e for e in self.events if e.kind is kind]
+
+    async def wait(self, kind: CallEventKind, count: int = 1) -> list[CallEvent]:
+        """Wait until `count` events of `kind` were seen (bounded by the caller's `fail_after`)."""
+        while len(self.of(kind)) < count:
+            await self._changed.wait()
+        return self.of(kind)
