@@ -10,7 +10,7 @@ import pytest
 from e2e_support import BOTH_BACKENDS, Calls, world
 
 from bridge import Bridge, CallEventKind, ToolContext, tool
-from bridge.testing import AgentTurn
+from bridge.testing import AgentTurn, Script
 
 pytestmark = pytest.mark.anyio
 
@@ -28,7 +28,7 @@ async def io(n: int) -> int:
     return n
 
 
-def calls_of(name: str, count: int) -> object:
+def calls_of(name: str, count: int) -> Script:
     async def script(agent: AgentTurn) -> None:
         results = await agent.call_tools([(name, {"n": i}) for i in range(count)])
         await agent.say(",".join(r.text for r in results))
