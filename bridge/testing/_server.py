@@ -138,6 +138,7 @@ class Emulator:
         """Bind, start the loop thread and serve (blocking; prefer `async with` / `with`)."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # accepted sockets inherit it: no 40 ms Nagle stalls
         try:
             sock.bind((self.host, self._port))
             sock.listen(1024)
