@@ -30,7 +30,7 @@ def idle(*ids: str, thread: str | None = None) -> Any:
                 "session_thread_id": thread,
                 "agent_name": "a",
                 "stop_reason": reason,
-            }  # fmt: skip
+            }
         )
     return parse_event({"id": "i", "type": "session.status_idle", "processed_at": T, "stop_reason": reason})
 
@@ -76,7 +76,7 @@ def test_thread_and_session_termination_end_their_calls() -> None:
             "processed_at": T,
             "session_thread_id": "t",
             "agent_name": "a",
-        }  # fmt: skip
+        }
     )
     assert _Plan.of([use("a"), use("b", thread="t"), thread_end]).gone == {"b"}
     terminated = parse_event({"id": "z", "type": "session.status_terminated", "processed_at": T})
