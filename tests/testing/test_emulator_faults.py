@@ -13,7 +13,7 @@ import pytest
 from anthropic import beta_async_tool
 from conftest import Setup
 
-from bridge.testing import Emulator, ScriptedAgent
+from bridge.testing import Behavior, Emulator, ScriptedAgent
 
 pytestmark = pytest.mark.anyio
 EVENTS = "POST /v1/sessions/{session_id}/events"
@@ -131,8 +131,8 @@ async def add(a: int, b: int) -> str:
 
 
 async def run_runner_through(api: Emulator, setup: Setup, sid: str, fault: Any) -> list[Any]:
-    """Run the SDK runner on `sid`, apply `fault` once its stream is open, send a message, finish the turn."""
-    runner = setup.client.beta.sessions.events.tool_runner(sid, tools=[add], max_idle=None)
+    """Run the SDK runner on `sid`, apply `fault` once its stream is open, send a message; it stops at end_turn."""
+    runner = setup.client.beta.sessions.events.tool_runner(sid, tools=[add], max_idle=0)
     calls: list[Any] = []
     async with anyio.create_task_group() as tg:
 
@@ -145,13 +145,13 @@ async def run_runner_through(api: Emulator, setup: Setup, sid: str, fault: Any) 
         fault(sid)
         await setup.say(sid)
         await api.control.wait_idle(sid, "end_turn")
-        api.control.terminate(sid)
     return calls
 
 
 async def test_runner_reconnects_after_a_stall(make_setup: Any) -> None:
     """A stalled stream (socket open, no bytes) hits the SDK's read timeout; the runner reconnects and answers."""
-    async with Emulator(script=ScriptedAgent.calls([("add", {"a": 1, "b": 2})])) as api:
+    behavior = Behavior(ping_interval=0.05)  # healthy streams stay inside the read timeout, stalled ones do not
+    async with Emulator(script=ScriptedAgent.calls([("add", {"a": 1, "b": 2})]), behavior=behavior) as api:
         setup: Setup = await make_setup(api, timeout=httpx2.Timeout(5.0, read=0.3))
         sid = await setup.session()
         calls = await run_runner_through(api, setup, sid, api.control.stall_streams)
