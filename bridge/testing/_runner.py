@@ -72,8 +72,11 @@ class AppServer:
 
     def start(self) -> None:
         """Bind, start the loop thread and serve (blocks until accepting)."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted sockets only then; without it every response
+        # waits ~40 ms for the client's delayed ACK (Nagle).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             sock.bind((self.host, self._port))
             sock.listen(1024)
