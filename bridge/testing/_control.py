@@ -95,6 +95,10 @@ class Control:
 
         return self._run(pick)
 
+    def posted_batches(self, session_id: str) -> list[list[Json]]:
+        """The stored events of each accepted `POST /events`, in order (to see how results were batched)."""
+        return self._run(lambda: [[dict(e) for e in batch] for batch in self._store.session(session_id).batches])
+
     def open_streams(self, session_id: str) -> int:
         """How many streams are open on the session now."""
         return self._run(lambda: len(self._store.session(session_id).streams))

@@ -119,6 +119,7 @@ class Session:
         self.turn_active = False
         self.script_errors: list[Exception] = []
         self.duplicate_next: list[str | None] = []
+        self.batches: list[list[Json]] = []
         self.changed = anyio.Event()
         self._ids = ids
         self._clock = clock
@@ -272,9 +273,8 @@ class Session:
             )
         for event in events:
             self._check_result(event)
-        stored = []
-        for event in events:
-            stored.append(self._apply(event))
+        stored = [self._apply(event) for event in events]
+        self.batches.append(stored)
         self._settle()
         return stored
 

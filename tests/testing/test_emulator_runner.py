@@ -9,7 +9,7 @@ import pytest
 from anthropic import beta_async_tool
 from conftest import BOTH_BACKENDS
 
-from bridge.testing import AgentTurn, Emulator
+from bridge.testing import AgentTurn, Emulator, ScriptedAgent
 
 pytestmark = pytest.mark.anyio
 
@@ -91,3 +91,19 @@ async def test_tool_runner_survives_a_stream_drop() -> None:
         report = api.control.invariants(session_id)
     report.assert_ok()
     assert len(executed) == 10
+
+
+async def test_tool_runner_with_an_environment_key() -> None:
+    """A runner that authenticates with an `environment_key` works when the emulator accepts that key."""
+    from conftest import _make_setup
+
+    async with Emulator(script=ScriptedAgent.calls([("add", {"a": 1, "b": 2})]), extra_api_keys=("env-key",)) as api:
+        setup = await _make_setup(api)
+        sid = await setup.session()
+        runner = setup.client.beta.sessions.events.tool_runner(sid, tools=[add], max_idle=0, environment_key="env-key")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(runner.until_done)
+            await api.control.wait_streams(sid, open=1)
+            await setup.say(sid)
+        api.control.invariants(sid).assert_ok()
+        assert len(api.control.invariants(sid).calls) == 1

@@ -290,3 +290,39 @@ async def test_pings_keep_an_idle_stream_alive(make_setup: Any) -> None:
                 chunks = response.aiter_bytes()
                 assert await anext(chunks) == b"event: ping\ndata: {}\n\n"
                 await chunks.aclose()
+
+
+async def test_per_agent_scripts_and_posted_batches(make_setup: Any) -> None:
+    """`scripts=` picks a script by agent name; `posted_batches` shows how results were grouped per POST."""
+    two = ScriptedAgent.calls([("add", {"a": 1, "b": 1}), ("add", {"a": 2, "b": 2})])
+    async with Emulator(script=ScriptedAgent.reply("default"), scripts={"calc": two}) as api:
+        setup: Setup = await make_setup(api)
+        sid = await setup.session()
+        await setup.say(sid)
+        ids = (await api.control.wait_idle(sid, "requires_action"))["stop_reason"]["event_ids"]
+        results: Any = [
+            {"type": "user.custom_tool_result", "custom_tool_use_id": i, "content": [{"type": "text", "text": "x"}]}
+            for i in ids
+        ]
+        await setup.client.beta.sessions.events.send(sid, events=results)
+        await api.control.wait_idle(sid)
+        batches = api.control.posted_batches(sid)
+        assert [[e["type"] for e in batch] for batch in batches] == [["user.message"], ["user.custom_tool_result"] * 2]
+        other = await setup.client.beta.agents.create(name="other", model="claude-opus-5")
+        plain = await setup.client.beta.sessions.create(agent=other.id, environment_id=setup.environment_id)
+        await setup.say(plain.id)
+        await api.control.wait_idle(plain.id)
+        assert api.control.events(plain.id)[-2]["content"] == [{"type": "text", "text": "default"}]
+
+
+async def test_stream_on_terminated_session_can_hang(make_setup: Any) -> None:
+    """With `terminated_stream="hang"` a stream opened on a terminated session stays open (pings only)."""
+    async with Emulator(behavior=Behavior(terminated_stream="hang")) as api:
+        setup: Setup = await make_setup(api)
+        sid = await setup.session()
+        api.control.terminate(sid)
+        async with await setup.client.beta.sessions.events.stream(sid) as stream, aclosing(aiter(stream)) as events:
+            await api.control.wait_streams(sid, open=1)
+            api.control.drop_streams(sid)
+            with pytest.raises(httpx2.HTTPError):
+                await anext(events)
