@@ -1,5 +1,8 @@
 """tool-bridge: serve local Python functions as custom tools to Claude Managed Agents."""
 
+from ._bridge import Bridge
+from ._content import CallResult, ContentBlock, ToolResult, document, image
+from ._context import ToolContext
 from ._errors import (
     APIAccessError,
     BridgeError,
@@ -13,17 +16,42 @@ from ._errors import (
     ToolError,
     TransportError,
 )
+from ._limits import Limits, Timeouts
+from ._lint import LintIssue, LintReport
+from ._observe import BridgeStats, CallEvent, CallEventKind, Latency
+from ._options import ToolOptions, tool
+from ._tool import Tool
+from ._toolset import Toolset
 
 __all__ = [
     "APIAccessError",
+    "Bridge",
     "BridgeError",
+    "BridgeStats",
+    "CallEvent",
+    "CallEventKind",
+    "CallResult",
     "ConfigError",
+    "ContentBlock",
     "DefinitionError",
     "JournalError",
     "JournalLockedError",
     "JournalSchemaError",
+    "Latency",
+    "Limits",
+    "LintIssue",
+    "LintReport",
     "OperatorError",
     "SessionNotFoundError",
+    "Timeouts",
+    "Tool",
+    "ToolContext",
     "ToolError",
+    "ToolOptions",
+    "ToolResult",
+    "Toolset",
     "TransportError",
+    "document",
+    "image",
+    "tool",
 ]

@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import pytest
 from anthropic import beta_async_tool, beta_tool
-from conftest import Setup
+from emulator_support import Setup
 
 from bridge.testing import Emulator, demo_script
 

@@ -11,7 +11,7 @@ import anyio
 import httpx2
 import pytest
 from anthropic import beta_async_tool
-from conftest import Setup
+from emulator_support import Setup
 
 from bridge.testing import Behavior, Emulator, ScriptedAgent
 

@@ -16,7 +16,7 @@ import anthropic
 import anyio
 import pytest
 from anthropic.types.beta import BetaWebhookEvent
-from conftest import Setup
+from emulator_support import Setup
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response

@@ -7,7 +7,7 @@ from typing import Any
 import anyio
 import pytest
 from anthropic import beta_async_tool
-from conftest import BOTH_BACKENDS
+from emulator_support import BOTH_BACKENDS
 
 from bridge.testing import AgentTurn, Emulator, ScriptedAgent
 
@@ -65,7 +65,7 @@ async def run_session(make_setup: Any, api: Emulator) -> str:
 @BOTH_BACKENDS
 async def test_tool_runner_completes_ten_calls() -> None:
     """The SDK runner answers 10 scripted calls (sequential and parallel) and stops at the turn's end."""
-    from conftest import _make_setup
+    from emulator_support import _make_setup
 
     executed.clear()
     async with Emulator(script=ten_calls) as api:
@@ -81,7 +81,7 @@ async def test_tool_runner_completes_ten_calls() -> None:
 @BOTH_BACKENDS
 async def test_tool_runner_survives_a_stream_drop() -> None:
     """The first stream is cut after 8 events; the runner reconnects, reconciles, answers each call exactly once."""
-    from conftest import _make_setup
+    from emulator_support import _make_setup
 
     executed.clear()
     async with Emulator(script=ten_calls) as api:
@@ -95,7 +95,7 @@ async def test_tool_runner_survives_a_stream_drop() -> None:
 
 async def test_tool_runner_with_an_environment_key() -> None:
     """A runner that authenticates with an `environment_key` works when the emulator accepts that key."""
-    from conftest import _make_setup
+    from emulator_support import _make_setup
 
     async with Emulator(script=ScriptedAgent.calls([("add", {"a": 1, "b": 2})]), extra_api_keys=("env-key",)) as api:
         setup = await _make_setup(api)
