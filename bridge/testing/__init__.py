@@ -32,6 +32,12 @@ Public names:
     serve_forever: run an emulator from the command line (`python -m bridge.testing`).
 """
 
+try:
+    import starlette  # noqa: F401
+    import uvicorn  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError("bridge.testing needs the emulator extra: pip install 'tool-bridge[emulator]'") from exc
+
 from ._config import Behavior
 from ._control import Control
 from ._demo import demo_script
