@@ -331,6 +331,8 @@ class Session:
         """Start the turn for the oldest queued user message, if any (called again when a turn ends)."""
         if self.queue and self.status != "terminated" and not self.deleted:
             self.turn_active = True
+            # Made here, not in the turn's task: an interrupt that arrives before the task starts must still stop it.
+            self.turn_scope = anyio.CancelScope()
             message = self.queue.popleft()
             self.set_running()
             self._start_turn(self, message)

@@ -326,3 +326,13 @@ async def test_stream_on_terminated_session_can_hang(make_setup: Any) -> None:
             api.control.drop_streams(sid)
             with pytest.raises(httpx2.HTTPError):
                 await anext(events)
+
+
+async def test_interrupt_in_the_same_batch_as_the_message(setup: Setup) -> None:
+    """A message and an interrupt in one POST: the turn never runs, the session is idle with end_turn."""
+    sid = await setup.session()
+    batch: Any = [{"type": "user.message", "content": [{"type": "text", "text": "go"}]}, {"type": "user.interrupt"}]
+    await setup.client.beta.sessions.events.send(sid, events=batch)
+    await setup.api.control.wait_idle(sid, "end_turn")
+    types = [e["type"] for e in setup.api.control.events(sid)]
+    assert types == ["user.message", "session.status_running", "user.interrupt", "session.status_idle"]
