@@ -336,3 +336,38 @@ async def test_interrupt_in_the_same_batch_as_the_message(setup: Setup) -> None:
     await setup.api.control.wait_idle(sid, "end_turn")
     types = [e["type"] for e in setup.api.control.events(sid)]
     assert types == ["user.message", "session.status_running", "user.interrupt", "session.status_idle"]
+
+
+async def every_kind(agent: AgentTurn) -> None:
+    """Emit every kind of event a script can cause."""
+    await agent.think()
+    await agent.error()
+    async with agent.subagent("helper") as sub:
+        await sub.say("working")
+        await sub.call_tool("add", {"a": 1, "b": 1})
+    await agent.say("refusing the rest")
+    agent.stop_reason = "refusal"
+
+
+async def test_every_emitted_event_validates_strictly(make_setup: Any) -> None:
+    """Every event type a script, an update, an interrupt or a termination produces validates strictly."""
+    async with Emulator(script=every_kind) as api:
+        setup: Setup = await make_setup(api)
+        sid = await setup.session()
+        async with await setup.client.beta.sessions.events.stream(sid) as stream, aclosing(aiter(stream)) as events:
+            await setup.say(sid)
+            idle = (await collect_until(events, lambda e: e["type"] == "session.status_idle"))[-1]
+            await setup.answer(sid, idle["stop_reason"]["event_ids"][0], "2")
+            await collect_until(events, lambda e: e["type"] == "session.status_idle")
+            await setup.client.beta.sessions.update(sid, title="renamed")
+            await setup.client.beta.sessions.events.send(sid, events=[{"type": "user.interrupt"}])
+            api.control.terminate(sid)
+            streamed = await collect_until(events, lambda e: e["type"] == "session.status_terminated")
+        listed = [strict(e) async for e in setup.client.beta.sessions.events.list(sid)]
+        thread_id = next(e["session_thread_id"] for e in listed if e["type"] == "session.thread_created")
+        listed += [strict(e) async for e in setup.client.beta.sessions.threads.events.list(thread_id, session_id=sid)]
+        kinds = {e["type"] for e in listed}
+        assert kinds <= LISTED_EVENT_TYPES
+        assert {e["type"] for e in streamed} <= kinds
+        assert {"agent.thinking", "session.error", "session.thread_status_terminated", "session.updated"} <= kinds
+        assert any(e["type"] == "session.status_idle" and e["stop_reason"]["type"] == "refusal" for e in listed)
