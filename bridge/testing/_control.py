@@ -1,21 +1,23 @@
 """The control handle (`api.control`): inspect state, wait for it, inject faults, drive sessions.
 
-The waits take a `timeout` (ASYNC109 is silenced on purpose): they run in a worker thread on the emulator's loop,
-where a cancel scope of the caller cannot reach, so the deadline must travel with the wait.
-
 The emulator runs on its own thread and event loop, so it keeps serving while a test's loop is busy, and works the
 same whether the test runs on asyncio or trio. Every method here hops onto that loop: plain methods block the caller
-for the moment it takes to run there (microseconds), and the `wait_*` coroutines wait in a worker thread, so they can
-be awaited from any anyio backend. Nothing here sleeps to synchronise: waits wake on state changes.
+for the moment it takes to run there (microseconds); the `wait_*` coroutines run there as tasks and wake the caller's
+loop (asyncio or trio) when they finish, so thousands can wait at once without a thread each. Nothing here sleeps to
+synchronise: waits wake on state changes. Their `timeout` (ASYNC109 is silenced on purpose) is kept by the emulator's
+loop, so a wait never outlives it; cancelling the caller cancels the wait too.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import anyio
+import sniffio
 from anyio.from_thread import BlockingPortal
 
 from ._faults import Faults
@@ -29,6 +31,27 @@ __all__ = ["Control"]
 
 Json = dict[str, Any]
 T = TypeVar("T")
+
+
+def _threadsafe_setter(event: anyio.Event) -> Callable[[], None]:
+    """A function any thread may call to set `event` on the current loop (asyncio or trio) without blocking."""
+    if sniffio.current_async_library() == "trio":
+        import trio
+
+        token = trio.lowlevel.current_trio_token()
+
+        def wake_trio() -> None:
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(event.set)
+
+        return wake_trio
+    loop = asyncio.get_running_loop()
+
+    def wake_asyncio() -> None:
+        with contextlib.suppress(RuntimeError):  # the caller's loop is already closed
+            loop.call_soon_threadsafe(event.set)
+
+    return wake_asyncio
 
 
 class Control:
@@ -56,7 +79,17 @@ class Control:
         return self._portal().call(fn, *args)
 
     async def _wait(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        return await anyio.to_thread.run_sync(self._portal().call, fn, *args, abandon_on_cancel=True)
+        """Run the coroutine `fn` on the emulator's loop and wait for it here without blocking a thread."""
+        done = anyio.Event()
+        wake = _threadsafe_setter(done)
+        future = self._portal().start_task_soon(fn, *args)
+        future.add_done_callback(lambda _: wake())
+        try:
+            await done.wait()
+        finally:
+            if not future.done():
+                future.cancel()
+        return future.result()
 
     def _taps(self, session_id: str | None) -> list[StreamTap]:
         sessions = [self._store.session(session_id)] if session_id else list(self._store.sessions.values())
