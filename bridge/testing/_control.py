@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
@@ -26,6 +27,7 @@ from ._invariants import InvariantReport
 from ._session import Session
 from ._sse import MALFORMED, StreamTap, error_frame
 from ._store import Store
+from ._util import APIError
 
 __all__ = ["Control"]
 
@@ -74,9 +76,12 @@ class Control:
         self._loop_thread = loop_thread
 
     def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        if threading.current_thread() is self._loop_thread():
-            return fn(*args)
-        return self._portal().call(fn, *args)
+        try:
+            if threading.current_thread() is self._loop_thread():
+                return fn(*args)
+            return self._portal().call(fn, *args)
+        except APIError as error:  # an unknown session id, as the API would answer it
+            raise LookupError(error.message) from None
 
     async def _wait(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run the coroutine `fn` on the emulator's loop and wait for it here without blocking a thread."""
@@ -103,7 +108,7 @@ class Control:
 
     def events(self, session_id: str, thread_id: str | None = None) -> list[Json]:
         """A copy of the session's history (primary view, or one thread's own)."""
-        return self._run(lambda: [dict(e) for e in self._store.session(session_id).events(thread_id)])
+        return self._run(lambda: copy.deepcopy(self._store.session(session_id).events(thread_id)))
 
     def status(self, session_id: str) -> str:
         """`idle`, `running`, `rescheduling` or `terminated`."""
