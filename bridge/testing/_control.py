@@ -237,14 +237,17 @@ class Control:
         *,
         headers: Mapping[str, str] | None = None,
         message: str | None = None,
+        error_code: str | None = None,
     ) -> None:
-        """Answer the next requests on `route` with `statuses` (one per request) and `headers`.
+        """Answer the next requests on `route` with `statuses` (one per request) and `headers`; `message` and
+        `error_code` fill the envelope's `error.message` and `error.details.error_code` (the SDK picks some exception
+        classes by the code).
 
         For example `fail_next("POST /v1/sessions/*/events", [503, 503])`, or `fail_next(route, 429,
         headers={"retry-after": "1"})`, or `fail_next(route, 500, headers={"x-should-retry": "false"})`.
         """
         codes = [statuses] if isinstance(statuses, int) else list(statuses)
-        self._run(lambda: self._faults.fail_next(route, codes, headers=headers, message=message))
+        self._run(lambda: self._faults.fail_next(route, codes, headers=headers, message=message, error_code=error_code))
 
     def drop_responses(self, route: str, times: int = 1) -> None:
         """Handle the next `times` requests on `route` fully (a POST is stored) but cut the connection instead of

@@ -46,6 +46,7 @@ class Failure:
     headers: dict[str, str]
     error_type: str
     message: str
+    error_code: str | None = None
 
 
 def _error_type(status: int) -> str:
@@ -86,12 +87,13 @@ class Faults:
         *,
         headers: Mapping[str, str] | None = None,
         message: str | None = None,
+        error_code: str | None = None,
     ) -> None:
         """Answer the next requests on `route` with `statuses`, one per request, in order."""
         rule = _FailRule(route)
         for status in [statuses] if isinstance(statuses, int) else statuses:
             text = message or f"injected {status}"
-            rule.queue.append(Failure(status, dict(headers or {}), _error_type(status), text))
+            rule.queue.append(Failure(status, dict(headers or {}), _error_type(status), text, error_code))
         self._fail.append(rule)
 
     def drop_responses(self, route: str, times: int = 1) -> None:

@@ -103,7 +103,13 @@ class EdgeMiddleware:
                 status = failure.status
                 await _send_error(
                     send,
-                    APIError(failure.status, failure.error_type, failure.message, headers=failure.headers),
+                    APIError(
+                        failure.status,
+                        failure.error_type,
+                        failure.message,
+                        headers=failure.headers,
+                        error_code=failure.error_code,
+                    ),
                     request_id,
                 )
             elif error is not None:

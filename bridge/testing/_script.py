@@ -165,6 +165,11 @@ class AgentTurn:
         error = {"type": error_type, "message": message, "retry_status": {"type": "retrying"}}
         self._session.emit("session.error", error=error)
 
+    async def reschedule(self) -> None:
+        """A transient server-side failure: `session.status_rescheduled` (status `rescheduling`), then running again."""
+        await anyio.lowlevel.checkpoint()
+        self._session.reschedule()
+
     async def terminate(self) -> None:
         """End the session (`session.status_terminated`); the script stops here."""
         await anyio.lowlevel.checkpoint()

@@ -170,6 +170,13 @@ class Session:
         if thread_id is not None:
             self._thread_event("session.thread_status_running", thread_id)
 
+    def reschedule(self) -> None:
+        """running -> rescheduling -> running, as after a transient error the server retries."""
+        self.status = "rescheduling"
+        self.emit("session.status_rescheduled")
+        self._on_change(self, "session.status_rescheduled", None)
+        self.set_running()
+
     def set_idle(self, stop_reason: Json, thread_id: str | None = None) -> None:
         """Emit the idle that tells clients what the session waits on (`stop_reason`)."""
         if thread_id is not None:

@@ -181,3 +181,12 @@ async def test_stalled_stream_resumes_with_what_it_held(setup: Setup) -> None:
         await setup.api.control.wait_idle(sid, "requires_action")
         setup.api.control.resume_streams(sid)
         assert (await anext(events)).type == "user.message"
+
+
+async def test_injected_error_code_picks_the_sdk_exception(setup: Setup) -> None:
+    """`fail_next(..., error_code=)` fills `error.details.error_code`, which the SDK maps to its typed exception."""
+    setup.api.control.fail_next("GET /v1/environments/*", 404, error_code="environment_not_found", message="gone")
+    with pytest.raises(anthropic.NotFoundError) as info:
+        await setup.client.beta.environments.retrieve(setup.environment_id)
+    assert (info.value.error_code, info.value.api_message) == ("environment_not_found", "gone")
+    assert type(info.value).__name__ == "BetaEnvironmentNotFoundError"

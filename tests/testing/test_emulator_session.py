@@ -371,3 +371,28 @@ async def test_every_emitted_event_validates_strictly(make_setup: Any) -> None:
         assert {e["type"] for e in streamed} <= kinds
         assert {"agent.thinking", "session.error", "session.thread_status_terminated", "session.updated"} <= kinds
         assert any(e["type"] == "session.status_idle" and e["stop_reason"]["type"] == "refusal" for e in listed)
+
+
+async def test_levers_and_waits(make_setup: Any) -> None:
+    """`control.interrupt`, `wait_status`, `wait_requests`, rescheduling, and rejecting late results."""
+
+    async def script(agent: AgentTurn) -> None:
+        await agent.reschedule()
+        await agent.call_tool("add", {"a": 1, "b": 2})
+
+    async with Emulator(script=script, behavior=Behavior(late_results="reject")) as api:
+        setup: Setup = await make_setup(api)
+        sid = await setup.session()
+        await setup.say(sid)
+        (call_id,) = (await api.control.wait_idle(sid, "requires_action"))["stop_reason"]["event_ids"]
+        assert [e["type"] for e in api.control.events(sid)][2:4] == [
+            "session.status_rescheduled",
+            "session.status_running",
+        ]
+        api.control.interrupt(sid)
+        await api.control.wait_status(sid, "idle")
+        with pytest.raises(anthropic.BadRequestError, match="no longer awaited"):
+            await setup.answer(sid, call_id, "late")
+        records = await api.control.wait_requests("POST /v1/sessions/*/events", 2)
+        assert [r.status for r in records] == [200, 400]
+        assert api.control.invariants(sid).abandoned == (call_id,)
