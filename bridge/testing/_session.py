@@ -56,12 +56,13 @@ class Entry:
 
 @dataclass
 class ResultRecord:
-    """One `user.custom_tool_result` received for a call (duplicates included)."""
+    """One `user.custom_tool_result` received for a call (duplicates included; a rejected one has no event id)."""
 
     event_id: str
     at: float
     duplicate: bool
     late: bool
+    rejected: bool = False
 
 
 @dataclass(eq=False)
@@ -113,7 +114,6 @@ class Session:
         self.streams: set[StreamTap] = set()
         self.stream_connects = 0
         self.unknown_results: list[str] = []
-        self.rejected_results: list[str] = []
         self.queue: deque[Json] = deque()
         self.turn_scope: anyio.CancelScope | None = None
         self.turn_active = False
@@ -298,15 +298,14 @@ class Session:
                 f"custom_tool_use_id {call_id} does not match any agent.custom_tool_use event in session {self.id}",
             )
         if call.results and self._behavior.duplicate_results == "reject":
-            self.rejected_results.append(call_id)
-            call.results.append(ResultRecord("", time.monotonic(), duplicate=True, late=False))
+            call.results.append(ResultRecord("", time.monotonic(), duplicate=True, late=False, rejected=True))
             raise APIError(
                 self._behavior.duplicate_result_status,
                 "invalid_request_error",
                 f"custom_tool_use_id {call_id} already has a result",
             )
         if call.state == "abandoned" and self._behavior.late_results == "reject":
-            self.rejected_results.append(call_id)
+            call.results.append(ResultRecord("", time.monotonic(), duplicate=False, late=True, rejected=True))
             raise invalid(f"custom_tool_use_id {call_id} is no longer awaited ({call.abandoned_reason})")
 
     def _apply(self, sent: Json) -> Json:

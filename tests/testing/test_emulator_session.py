@@ -395,4 +395,7 @@ async def test_levers_and_waits(make_setup: Any) -> None:
             await setup.answer(sid, call_id, "late")
         records = await api.control.wait_requests("POST /v1/sessions/*/events", 2)
         assert [r.status for r in records] == [200, 400]
-        assert api.control.invariants(sid).abandoned == (call_id,)
+        report = api.control.invariants(sid)
+        assert report.abandoned == (call_id,)
+        assert report.late == {call_id: 1}
+        assert report.calls[0].rejected_results == 1
