@@ -72,6 +72,11 @@ async def test_latency_per_route(setup: Setup) -> None:
     assert anyio.current_time() - start >= 0.05
     setup.api.control.latency("GET /v1/agents/{agent_id}", None)
     assert setup.api.control.requests("GET /v1/agents/*")[-1].status == 200
+    setup.api.control.latency("GET **", 0.05)
+    start = anyio.current_time()
+    await setup.client.beta.environments.retrieve(setup.environment_id)
+    assert anyio.current_time() - start >= 0.05
+    assert len(setup.api.control.requests("GET /v1/**")) == 2
 
 
 async def test_drop_streams_cuts_the_connection(setup: Setup) -> None:
