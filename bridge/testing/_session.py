@@ -189,6 +189,8 @@ class Session:
     def _thread_event(self, event_type: str, thread_id: str, **fields: Any) -> None:
         agent_name = self.threads[thread_id]["agent_name"]
         self.emit(event_type, thread_id=thread_id, session_thread_id=thread_id, agent_name=agent_name, **fields)
+        if event_type == "session.thread_status_idle":
+            self._on_change(self, "session.thread_idled", thread_id)
 
     def create_thread(self, agent_name: str) -> str:
         """Start a sub-agent thread: `session.thread_created` on the primary stream, then it runs."""
