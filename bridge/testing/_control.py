@@ -24,7 +24,6 @@ from anyio.from_thread import BlockingPortal
 from ._faults import Faults
 from ._http import RequestRecord
 from ._invariants import InvariantReport
-from ._session import Session
 from ._sse import MALFORMED, StreamTap, error_frame
 from ._store import Store
 from ._util import APIError
@@ -341,7 +340,3 @@ class Control:
     def terminate(self, session_id: str) -> None:
         """Terminate the session: `session.status_terminated`, then its streams close."""
         self._run(lambda: self._store.session(session_id).terminate())
-
-    def session(self, session_id: str) -> Session:
-        """The live session object (for white-box tests; read it only via `control` methods across threads)."""
-        return self._run(self._store.session, session_id)
