@@ -91,9 +91,7 @@ class MemoryJournal:
         if tool_use_ids is None:
             tool_use_ids = [tid for (sid, tid) in self._calls if sid == session_id]
         unfinished = tuple(s for s in CallState if not s.finished)
-        return sum(
-            self._move(session_id, tid, unfinished, state=CallState.ABANDONED) for tid in tool_use_ids
-        )
+        return sum(self._move(session_id, tid, unfinished, state=CallState.ABANDONED) for tid in tool_use_ids)
 
     async def get(self, session_id: str, tool_use_id: str) -> CallRecord | None:
         return self._calls.get((session_id, tool_use_id))
