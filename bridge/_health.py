@@ -135,30 +135,36 @@ def render_metrics(stats: Any, *, prefix: str = "bridge", extra: Mapping[str, fl
 
 def _collect(data: Mapping[str, Any], path: str, out: dict[str, list[tuple[str, float]]]) -> None:
     for key, value in data.items():
-        value = _as_mapping(value) if dataclasses.is_dataclass(value) else value
         name = f"{path}_{_name(str(key))}"
         number = _as_number(value)
         if number is not None:
             out.setdefault(name, []).append(("", number))
-        elif isinstance(value, Mapping) and value and all(_as_number(v) is not None for v in value.values()):
-            label = _LABEL_NAMES.get(str(key), "key")
+        elif _is_struct(value):  # fixed fields (a dataclass): always flattened, so the metric names never change
+            _collect(_as_mapping(value), name, out)
+        elif (
+            isinstance(value, Mapping) and value and all(_as_number(v) is not None or v is None for v in value.values())
+        ):
+            label = _LABEL_NAMES.get(str(key), "key")  # a table of numbers keyed by name, e.g. per state
             for sub, v in value.items():
-                out.setdefault(name, []).append((f'{{{label}="{_escape(str(sub))}"}}', _as_number(v) or 0.0))
-        elif isinstance(value, Mapping) and value and all(_is_record(v) for v in value.values()):
-            label = _LABEL_NAMES.get(str(key), "key")  # a table of records, e.g. per-tool figures
+                if (number := _as_number(v)) is not None:
+                    out.setdefault(name, []).append((f'{{{label}="{_escape(str(sub))}"}}', number))
+        elif (
+            isinstance(value, Mapping)
+            and value
+            and all(_is_struct(v) or isinstance(v, Mapping) for v in value.values())
+        ):
+            label = _LABEL_NAMES.get(str(key), "key")  # a table of records keyed by name, e.g. per tool
             for sub, record in value.items():
                 for field, v in _as_mapping(record).items():
-                    number = _as_number(v)
-                    if number is not None:
+                    if (number := _as_number(v)) is not None:
                         tag = f'{{{label}="{_escape(str(sub))}"}}'
                         out.setdefault(f"{name}_{_name(str(field))}", []).append((tag, number))
         elif isinstance(value, Mapping):
             _collect(value, name, out)
 
 
-def _is_record(value: Any) -> bool:
-    record = _as_mapping(value) if not isinstance(value, Mapping) else value
-    return bool(record) and any(_as_number(v) is not None for v in record.values())
+def _is_struct(value: Any) -> bool:
+    return (dataclasses.is_dataclass(value) and not isinstance(value, type)) or hasattr(value, "_asdict")
 
 
 def _as_mapping(stats: Any) -> Mapping[str, Any]:

@@ -181,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     emulator.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
     emulator.add_argument("--port", type=_port, default=8765, help="port (default: 8765; 0 picks a free one)")
+    emulator.add_argument("--api-key", default=EMULATOR_KEY, help=f"the key clients must send (default: {EMULATOR_KEY})")
     common(emulator)
     return parser
 
@@ -342,7 +343,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
 def _cmd_emulator(args: argparse.Namespace) -> int:
     from ._emulator_command import serve_emulator
 
-    _run_async(args, serve_emulator, args.host, args.port)
+    serve_emulator(args.host, args.port, args.api_key)
     return EXIT_OK
 
 

@@ -109,3 +109,23 @@ def test_label_values_are_escaped() -> None:
     """Quotes, backslashes and newlines in label values are escaped as the exposition format requires."""
     text = render_metrics({"by_tool": {'we"ird\\name\n': 1}})
     assert 'bridge_by_tool{tool="we\\"ird\\\\name\\n"} 1' in text
+
+
+@dataclass
+class Latency:
+    count: int = 0
+    p50: float | None = None
+
+
+@dataclass
+class Runtime:
+    running: int = 1
+    call_latency: Latency = field(default_factory=Latency)
+
+
+def test_dataclass_fields_keep_stable_metric_names() -> None:
+    """A nested dataclass is always flattened by field, so its metric names do not change once values appear."""
+    assert "bridge_call_latency_count 0" in render_metrics(Runtime()).splitlines()
+    lines = render_metrics(Runtime(call_latency=Latency(3, 0.25))).splitlines()
+    assert "bridge_call_latency_count 3" in lines
+    assert "bridge_call_latency_p50 0.25" in lines
