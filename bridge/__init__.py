@@ -1,5 +1,7 @@
 """tool-bridge: serve local Python functions as custom tools to Claude Managed Agents."""
 
+from ._content import CallResult, ContentBlock, ToolResult, document, image
+from ._context import ToolContext
 from ._errors import (
     APIAccessError,
     BridgeError,
@@ -13,17 +15,33 @@ from ._errors import (
     ToolError,
     TransportError,
 )
+from ._lint import LintIssue, LintReport
+from ._options import ToolOptions, tool
+from ._tool import Tool
+from ._toolset import Toolset
 
 __all__ = [
     "APIAccessError",
     "BridgeError",
+    "CallResult",
     "ConfigError",
+    "ContentBlock",
     "DefinitionError",
     "JournalError",
     "JournalLockedError",
     "JournalSchemaError",
+    "LintIssue",
+    "LintReport",
     "OperatorError",
     "SessionNotFoundError",
+    "Tool",
+    "ToolContext",
     "ToolError",
+    "ToolOptions",
+    "ToolResult",
+    "Toolset",
     "TransportError",
+    "document",
+    "image",
+    "tool",
 ]
