@@ -160,6 +160,12 @@ def _call_factory(spec: str, factory: Callable[..., Any], options: Mapping[str, 
             signature.bind(**options)
         except TypeError as exc:
             params = ", ".join(signature.parameters) or "no parameters"
+            if not options:
+                raise ConfigError(
+                    f"TARGET {spec!r}: {_name(factory)}({params}) has required parameters: to serve it as a tool, "
+                    "decorate it with @tool; if it is a factory, give its arguments as [toolsets.NAME] keys in "
+                    "bridge.toml"
+                ) from None
             raise ConfigError(
                 f"TARGET {spec!r}: factory {_name(factory)}({params}) cannot take the options given: {exc}"
             ) from None

@@ -181,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     emulator.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
     emulator.add_argument("--port", type=_port, default=8765, help="port (default: 8765; 0 picks a free one)")
-    emulator.add_argument("--api-key", default=EMULATOR_KEY, help=f"the key clients must send (default: {EMULATOR_KEY})")
+    emulator.add_argument(
+        "--api-key", default=EMULATOR_KEY, help=f"the key clients must send (default: {EMULATOR_KEY})"
+    )
     common(emulator)
     return parser
 

@@ -12,11 +12,6 @@ from bridge._health import HealthServer, render_metrics
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 async def fetch(port: int, request: bytes) -> tuple[str, dict[str, str], str]:
     async with await anyio.connect_tcp("127.0.0.1", port) as stream:
         await stream.send(request)

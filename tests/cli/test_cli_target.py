@@ -106,7 +106,8 @@ def test_factory_options_are_passed(project: Path) -> None:
         ("crash.py:x", None, "ValueError: boom at import (crash.py:2)"),
         ("myapp.tools:number", None, "is a int; expected a tool"),
         ("myapp.tools:toolset", {"path": "x"}, "not a factory, so it takes no options (got path)"),
-        ("myapp.tools:needs_args", None, "factory needs_args(path) cannot take the options given"),
+        ("myapp.tools:needs_args", None, "needs_args(path) has required parameters"),
+        ("myapp.tools:needs_args", {"pth": "x"}, "factory needs_args(path) cannot take the options given"),
         ("myapp.tools:factory", {"colour": 1}, "cannot take the options given"),
         ("myapp.tools:returns_junk", None, "returned a int; a factory must return a Toolset"),
         ("myapp.tools:async_factory", None, "factory async_factory is async"),
@@ -139,6 +140,5 @@ def test_import_target_returns_the_raw_object(project: Path) -> None:
 def test_an_import_error_inside_the_module_is_not_mistaken_for_a_missing_module(project: Path) -> None:
     """A module that exists but fails to import its own dependency says which import failed."""
     (project / "myapp" / "bad.py").write_text("import not_installed_dependency\n")
-    with pytest.raises(ConfigError, match="importing myapp.bad failed: ModuleNotFoundError"):
+    with pytest.raises(ConfigError, match=r"importing myapp\.bad failed: ModuleNotFoundError"):
         load_target("myapp.bad:x", cwd=project)
-
