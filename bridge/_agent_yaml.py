@@ -94,7 +94,7 @@ def _block(head: str, text: str, indent: int) -> list[str]:
 
 
 def _key(key: str) -> str:
-    return key if _PLAIN_KEY.match(key) and key.lower() not in _RESERVED else json.dumps(key, ensure_ascii=False)
+    return key if _PLAIN_KEY.fullmatch(key) and key.lower() not in _RESERVED else json.dumps(key, ensure_ascii=False)
 
 
 def _scalar(value: Any) -> str:
@@ -109,7 +109,7 @@ def _scalar(value: Any) -> str:
     if isinstance(value, list):
         return "[]"
     text = str(value)
-    if _PLAIN_VALUE.match(text) and text.lower() not in _RESERVED and not text.endswith(" "):
+    if _PLAIN_VALUE.fullmatch(text) and text.lower() not in _RESERVED and not text.endswith(" "):
         return text
     return json.dumps(text, ensure_ascii=False)
 
@@ -385,8 +385,8 @@ def _resolve_plain(text: str) -> Any:
         return True
     if lowered == "false":
         return False
-    if _INT.match(text):
+    if _INT.fullmatch(text):
         return int(text)
-    if _FLOAT.match(text):
+    if _FLOAT.fullmatch(text):
         return float(text)
     return text

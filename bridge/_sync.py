@@ -116,11 +116,12 @@ class ToolDiff:
 
 @dataclass(frozen=True)
 class SyncResult:
-    """What `sync_agent` found and did."""
+    """What `sync_agent` found and did: the diff against the agent at `read_version`, and its `version` after."""
 
     agent_id: str
     diff: ToolDiff
     version: int
+    read_version: int
     updated: bool = False
     attempts: int = 1
     tools: Sequence[Mapping[str, Any]] = field(default_factory=list)
@@ -189,7 +190,7 @@ async def sync_agent(
         version, tools = await fetch_agent_tools(client, agent_id)
         diff = diff_tools(tools, definitions)
         if dry_run or not diff:
-            return SyncResult(agent_id, diff, version, updated=False, attempts=attempt, tools=tools)
+            return SyncResult(agent_id, diff, version, version, updated=False, attempts=attempt, tools=tools)
         merged = merge_tools(tools, definitions)
         try:
             with _mapped(f"agent {agent_id}"):
@@ -201,7 +202,7 @@ async def sync_agent(
                     "updating it: run the sync again when they are done"
                 ) from None
             continue
-        return SyncResult(agent_id, diff, agent.version, updated=True, attempts=attempt, tools=merged)
+        return SyncResult(agent_id, diff, agent.version, version, updated=True, attempts=attempt, tools=merged)
     raise AssertionError("unreachable")  # pragma: no cover
 
 

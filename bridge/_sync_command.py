@@ -43,23 +43,23 @@ async def run_sync(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         if preview:
             _out(f"would create agent {args.create!r} ({args.model}) with {len(definitions)} custom tool(s)")
             return EXIT_DRIFT if args.check else EXIT_OK
-        client = make_client(args, config, environ)
-        new_id, version = await create_agent(client, args.create, args.model, definitions, system=system)
-        _out(f"created agent {new_id} (version {version}) with {len(definitions)} custom tool(s)")
-        if args.write:
-            await _write_from_agent(client, new_id, args.write)
+        async with make_client(args, config, environ) as client:
+            new_id, version = await create_agent(client, args.create, args.model, definitions, system=system)
+            _out(f"created agent {new_id} (version {version}) with {len(definitions)} custom tool(s)")
+            if args.write:
+                await _write_from_agent(client, new_id, args.write)
         return EXIT_OK
     if agent_id:
-        client = make_client(args, config, environ)
-        result = await sync_agent(client, agent_id, definitions, dry_run=preview)
-        _out(result.diff.render(agent_label=f"{agent_id}@v{result.version}", local_label="local"))
-        if result.updated:
-            retried = " after a version conflict" if result.attempts > 1 else ""
-            _out(f"updated agent {agent_id} to version {result.version}{retried}")
-        elif preview and result.diff:
-            _out("dry run: the agent was not changed")
-        if args.write and not preview:
-            await _write_from_agent(client, agent_id, args.write)
+        async with make_client(args, config, environ) as client:
+            result = await sync_agent(client, agent_id, definitions, dry_run=preview)
+            _out(result.diff.render(agent_label=f"{agent_id}@v{result.read_version}", local_label="local"))
+            if result.updated:
+                retried = " after a version conflict" if result.attempts > 1 else ""
+                _out(f"updated agent {agent_id} to version {result.version}{retried}")
+            elif preview and result.diff:
+                _out("dry run: the agent was not changed")
+            if args.write and not preview:
+                await _write_from_agent(client, agent_id, args.write)
         return EXIT_DRIFT if args.check and result.diff else EXIT_OK
     if args.write:
         diff, written = sync_file(

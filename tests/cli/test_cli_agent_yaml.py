@@ -33,6 +33,8 @@ AGENT: dict[str, Any] = {
     ],
     "metadata": {},
     "200": "numeric key",
+    "trailing": "one line\n",
+    "number_like": "12\n",
 }
 
 

@@ -19,11 +19,11 @@ def test_tools_prints_definitions_as_json_and_lint_on_stderr(run_bridge: Any, sa
     assert "2 tool(s)" in done.stderr
 
 
-def test_tools_from_a_config_file(tmp_path: Path, run_bridge: Any, sample_target: str) -> None:
+def test_tools_from_a_config_file(tmp_path: Path, cli: Any, sample_target: str) -> None:
     """Toolsets named in bridge.toml are loaded with their prefix."""
     config = tmp_path / "bridge.toml"
     config.write_text(f'[toolsets.math]\nuse = "{sample_target}"\nprefix = "m_"\n')
-    done = run_bridge("tools", "--config", str(config))
+    done = cli("tools", "--config", str(config))
     assert done.returncode == 0, done.stderr
     assert [d["name"] for d in json.loads(done.stdout)] == ["m_add", "m_slow"]
 
@@ -36,28 +36,28 @@ def test_bad_target_exits_3_with_a_clear_message(run_bridge: Any) -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_bad_config_exits_3_listing_every_problem(tmp_path: Path, run_bridge: Any) -> None:
+def test_bad_config_exits_3_listing_every_problem(tmp_path: Path, cli: Any) -> None:
     """An invalid bridge.toml exits 3 and lists each problem."""
     config = tmp_path / "bridge.toml"
     config.write_text('timeout = "soon"\n[toolsets.x]\nprefix = 1\n')
-    done = run_bridge("tools", "--config", str(config))
+    done = cli("tools", "--config", str(config))
     assert done.returncode == 3
     assert "timeout: must be a positive number" in done.stderr
     assert "toolsets.x.use: required" in done.stderr
 
 
-def test_nothing_to_serve_is_a_config_error(run_bridge: Any) -> None:
+def test_nothing_to_serve_is_a_config_error(cli: Any) -> None:
     """Without a TARGET or a config, the command says what to give."""
-    done = run_bridge("tools")
+    done = cli("tools")
     assert done.returncode == 3
     assert "nothing to serve" in done.stderr
 
 
-def test_usage_errors_exit_2_and_help_lists_exit_codes(run_bridge: Any) -> None:
+def test_usage_errors_exit_2_and_help_lists_exit_codes(cli: Any) -> None:
     """argparse errors exit 2; every command's help documents the exit codes."""
-    assert run_bridge("run", "--max-concurrency", "0").returncode == 2
-    assert run_bridge("frobnicate").returncode == 2
-    helped = run_bridge("run", "--help")
+    assert cli("run", "--max-concurrency", "0").returncode == 2
+    assert cli("frobnicate").returncode == 2
+    helped = cli("run", "--help")
     assert helped.returncode == 0
     assert "exit codes:" in helped.stdout
     assert "drain" in helped.stdout
