@@ -12,6 +12,9 @@ api_key = { env = "SUPPORT_BOT_KEY" }
 [limits]                              # passed to `bridge.Limits`
 max_concurrency = 64
 
+[timeouts]                            # passed to `bridge.Timeouts` (drain, agent_poll, ...)
+drain = 30
+
 [journal]
 backend = "sqlite"                    # or "memory"
 path = ".bridge/journal.db"
@@ -44,7 +47,18 @@ from ._errors import ConfigError
 
 __all__ = ["Config", "JournalSpec", "Secret", "ToolsetSpec", "load_config", "parse_config"]
 
-_TOP_KEYS = ("agent", "sessions", "timeout", "state_dir", "api", "limits", "journal", "health", "toolsets")
+_TOP_KEYS = (
+    "agent",
+    "sessions",
+    "timeout",
+    "state_dir",
+    "api",
+    "limits",
+    "timeouts",
+    "journal",
+    "health",
+    "toolsets",
+)
 _TOOLSET_KEYS = ("use", "prefix")
 _JOURNAL_BACKENDS = ("sqlite", "memory")
 
@@ -115,6 +129,7 @@ class Config:
     timeout: float | None = None
     state_dir: Path | None = None
     limits: Mapping[str, Any] = field(default_factory=dict)
+    timeouts: Mapping[str, Any] = field(default_factory=dict)
     journal: JournalSpec = field(default_factory=JournalSpec)
     health_port: int | None = None
     health_host: str | None = None
@@ -162,10 +177,8 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str], *, source:
     api_key = checker.secret_or_string(api, "api.api_key")
     base_url = checker.string(api, "api.base_url")
 
-    limits = checker.table(data, "limits")
-    for name, value in limits.items():
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            checker.problem(f"limits.{name}", f"must be a number, got {_kind(value)}")
+    limits = checker.numbers(data, "limits")
+    timeouts = checker.numbers(data, "timeouts")
 
     journal_table = checker.table(data, "journal")
     checker.unknown(journal_table, "journal", ("backend", "path"))
@@ -193,6 +206,7 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str], *, source:
         timeout=timeout,
         state_dir=Path(state_dir) if state_dir else None,
         limits=dict(limits),
+        timeouts=dict(timeouts),
         journal=JournalSpec(backend, Path(journal_path) if journal_path else None),  # type: ignore[arg-type]
         health_port=port,
         health_host=host,
@@ -227,6 +241,14 @@ class _Checker:
             self.problem(key, f"must be a table ([{key}]), got {_kind(value)}")
             return {}
         return value
+
+    def numbers(self, data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+        """A table whose values must all be numbers (names are checked against the runtime's class later)."""
+        table = self.table(data, key)
+        for name, value in table.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                self.problem(f"{key}.{name}", f"must be a number, got {_kind(value)}")
+        return table
 
     def string(self, table: Mapping[str, Any], key: str) -> str | None:
         value = self._get(table, key)

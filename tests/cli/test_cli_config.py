@@ -23,6 +23,9 @@ base_url = "http://127.0.0.1:9"
 max_concurrency = 8
 per_session = 2
 
+[timeouts]
+drain = 30
+
 [journal]
 backend = "sqlite"
 path = "state/j.db"
@@ -53,6 +56,7 @@ def test_full_config_is_read_into_typed_fields(tmp_path: Path) -> None:
     assert config.timeout == 30.0
     assert config.state_dir == Path("state")
     assert config.limits == {"max_concurrency": 8, "per_session": 2}
+    assert config.timeouts == {"drain": 30}
     assert config.journal == JournalSpec("sqlite", Path("state/j.db"))
     assert (config.health_port, config.health_host) == (9464, "0.0.0.0")
     assert config.api_key == Secret("k", "MY_KEY")

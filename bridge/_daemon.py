@@ -1,0 +1,255 @@
+"""`bridge run`: serve sessions until told to stop, then drain and exit 0.
+
+The daemon is a thin shell around `Bridge`: it turns arguments and `bridge.toml` into a toolset, `Limits`, a journal
+and a client, checks the agent's definitions against what it serves, and owns the process concerns the library must
+not: signals, the health endpoint, the terminal. `bridge demo` runs this same `serve()` against the embedded emulator,
+so the demo exercises the production path.
+
+Shutdown: the first SIGINT/SIGTERM stops taking new sessions and lets in-flight calls finish and post their results
+(the runtime's drain, bounded by its drain timeout); the process then exits 0. A second signal aborts at once (130).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._console import Console
+from ._errors import ConfigError
+from ._health import HealthServer
+from ._limits import Limits
+from ._sync import diff_tools, fetch_agent_tools
+from .journal import Journal, MemoryJournal
+
+if TYPE_CHECKING:
+    from anthropic import AsyncAnthropic
+
+    from ._config import Config
+    from ._toolset import Toolset
+
+__all__ = ["ServePlan", "build_limits", "open_journal", "run_daemon", "serve"]
+
+log = logging.getLogger("bridge.cli")
+
+DEFAULT_STATE_DIR = Path(".bridge")
+STATUS_REFRESH = 0.5
+
+
+@dataclass(frozen=True)
+class ServePlan:
+    """Everything `serve()` needs besides the client and the tools."""
+
+    sessions: tuple[str, ...] = ()
+    agent: str | None = None
+    limits: Limits = dataclasses.field(default_factory=Limits)
+    timeout: float | None = None
+    journal: str = "memory"
+    health_host: str = "127.0.0.1"
+    health_port: int | None = None
+
+
+async def run_daemon(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Run `bridge run` with parsed arguments; returns the exit code."""
+    from .cli import load_config_for, load_tools, make_client
+
+    config = load_config_for(args, environ)
+    sessions = tuple(args.session) or config.sessions
+    agent = args.agent or config.agent
+    if not sessions and not agent:
+        raise ConfigError("nothing to serve: give --session ID (repeatable) or --agent ID, or set them in bridge.toml")
+    toolset = load_tools(args, config)
+    limits = build_limits(config.limits, max_concurrency=args.max_concurrency)
+    journal, label = open_journal(args.journal, args.state_dir, config)
+    health_port = args.health_port if args.health_port is not None else config.health_port
+    plan = ServePlan(
+        sessions=sessions,
+        agent=agent,
+        limits=limits,
+        timeout=args.timeout or config.timeout,
+        journal=label,
+        health_host=args.health_host or config.health_host or "127.0.0.1",
+        health_port=health_port,
+    )
+    async with make_client(args, config, environ) as client:
+        return await serve(client, toolset, journal, plan, console=_console())
+
+
+async def serve(
+    client: AsyncAnthropic,
+    toolset: Toolset,
+    journal: Journal,
+    plan: ServePlan,
+    *,
+    console: Console | None = None,
+    stop: anyio.Event | None = None,
+    handle_signals: bool = True,
+) -> int:
+    """Serve `plan`'s sessions (and its agent's, new ones included) until `stop` is set, a signal arrives, or every
+    explicitly given session has ended; then drain. Returns the exit code (0, or 130 when a second signal aborted).
+    """
+    from ._bridge import Bridge
+
+    stop = stop or anyio.Event()
+    if plan.agent:
+        await warn_drift(client, plan.agent, toolset.definitions())
+    aborted = False
+
+    async def watch_signals(scope: anyio.CancelScope) -> None:
+        nonlocal aborted
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                name = signal.Signals(signum).name
+                if stop.is_set():
+                    log.warning("%s again: aborting without waiting for in-flight calls", name)
+                    aborted = True
+                    scope.cancel()
+                    return
+                log.info("%s received: draining in-flight calls (send it again to abort)", name, extra={"signal": name})
+                stop.set()
+
+    async with anyio.create_task_group() as outer:
+        if handle_signals:
+            outer.start_soon(watch_signals, outer.cancel_scope)
+        async with Bridge(client, [toolset], limits=plan.limits, journal=journal, timeout=plan.timeout) as bridge:
+            async with anyio.create_task_group() as tg:
+                health_url = None
+                if plan.health_port is not None:
+                    server = HealthServer(
+                        bridge.stats, status=lambda: "draining" if stop.is_set() else "ok", host=plan.health_host,
+                        port=plan.health_port,
+                    )
+                    port = await tg.start(server.serve)
+                    health_url = f"http://{plan.health_host}:{port}"
+                if console is not None and console.live:
+                    tg.start_soon(_status_loop, bridge, console)
+                if plan.agent:
+                    tg.start_soon(bridge.serve_agent, plan.agent)
+                if plan.sessions:
+                    tg.start_soon(_serve_sessions, bridge, plan.sessions, None if plan.agent else stop)
+                log.info(
+                    "bridge ready: serving %d tool(s) for %s",
+                    len(toolset),
+                    _describe_targets(plan),
+                    extra={
+                        "tools": toolset.names(),
+                        "agent": plan.agent,
+                        "sessions": list(plan.sessions),
+                        "journal": plan.journal,
+                        "limits": repr(plan.limits),
+                        "health": health_url,
+                    },
+                )
+                await stop.wait()
+                tg.cancel_scope.cancel()
+            log.info("draining: no new calls are taken; waiting for in-flight calls to finish and post")
+        log.info("stopped", extra={"stats": _stats_dict(bridge)})
+        outer.cancel_scope.cancel()
+    return 130 if aborted else 0
+
+
+async def _serve_sessions(bridge: Any, sessions: Sequence[str], done: anyio.Event | None) -> None:
+    """Serve the given sessions; when they have all ended (and no agent is followed), ask the daemon to stop."""
+    async with anyio.create_task_group() as tg:
+        for session_id in sessions:
+            tg.start_soon(bridge.serve, session_id)
+    if done is not None:
+        log.info("every session given has ended")
+        done.set()
+
+
+async def warn_drift(client: AsyncAnthropic, agent_id: str, definitions: Sequence[Mapping[str, Any]]) -> None:
+    """Log a warning when the agent's custom tools differ from what this bridge serves (calls would then fail)."""
+    _, tools = await fetch_agent_tools(client, agent_id)
+    diff = diff_tools(tools, definitions)
+    if diff:
+        log.warning(
+            "agent %s's tool definitions differ from what this bridge serves (%s): run `bridge sync TARGET --agent %s`",
+            agent_id,
+            diff.summary(),
+            agent_id,
+            extra={"agent": agent_id, "drift": [f"{c.kind} {c.name}" for c in diff.changes]},
+        )
+
+
+def build_limits(table: Mapping[str, Any], *, max_concurrency: int | None = None) -> Limits:
+    """`Limits` from bridge.toml's [limits] and --max-concurrency, with every unknown key reported."""
+    known = {f.name for f in dataclasses.fields(Limits)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError([f"limits.{key}: unknown limit (known: {', '.join(sorted(known))})" for key in unknown])
+    values = dict(table)
+    if max_concurrency is not None:
+        values["max_concurrency"] = max_concurrency
+    return Limits(**values)
+
+
+def open_journal(choice: str | None, state_dir: Path | None, config: Config) -> tuple[Journal, str]:
+    """The journal to serve with, and a label for the logs.
+
+    `choice` is `--journal`: `sqlite` (default; `<state-dir>/journal.db` unless bridge.toml names a path),
+    `memory`, or the path of a SQLite file.
+    """
+    choice = choice or config.journal.backend
+    if choice == "memory":
+        return MemoryJournal(), "memory (nothing survives a restart)"
+    if choice == "sqlite":
+        path = config.journal.path or (state_dir or config.state_dir or DEFAULT_STATE_DIR) / "journal.db"
+    else:
+        path = Path(choice)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the state directory {str(path.parent)!r}: {exc.strerror or exc}") from None
+    from .journal import SqliteJournal
+
+    return SqliteJournal(path), f"sqlite {path}"
+
+
+async def _status_loop(bridge: Any, console: Console) -> None:
+    """Redraw the live status line from `bridge.stats()` (a periodic refresh, not a synchronisation)."""
+    while True:
+        console.status(format_status(_stats_dict(bridge)))
+        await anyio.sleep(STATUS_REFRESH)
+
+
+def format_status(stats: Mapping[str, Any]) -> str:
+    """One line for a terminal: sessions, calls running and queued, how calls ended."""
+    parts = [
+        f"{stats.get('sessions', 0)} session(s)",
+        f"{stats.get('running', 0)} running",
+        f"{stats.get('queued', 0)} queued",
+        f"{stats.get('finished', 0)} done",
+    ]
+    for key in ("failed", "timed_out", "cancelled", "abandoned_threads"):
+        if stats.get(key):
+            parts.append(f"{stats[key]} {key.replace('_', ' ')}")
+    return "bridge: " + " · ".join(parts)
+
+
+def _stats_dict(bridge: Any) -> dict[str, Any]:
+    stats = bridge.stats()
+    if dataclasses.is_dataclass(stats) and not isinstance(stats, type):
+        return {f.name: getattr(stats, f.name) for f in dataclasses.fields(stats) if not f.name.endswith("latency")}
+    return dict(stats) if isinstance(stats, Mapping) else {}
+
+
+def _describe_targets(plan: ServePlan) -> str:
+    parts = []
+    if plan.agent:
+        parts.append(f"every session of agent {plan.agent}")
+    if plan.sessions:
+        parts.append(f"{len(plan.sessions)} session(s)")
+    return " and ".join(parts)
+
+
+def _console() -> Console | None:
+    root = logging.getLogger()
+    return next((h for h in root.handlers if isinstance(h, Console)), None)
