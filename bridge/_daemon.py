@@ -25,7 +25,7 @@ import anyio
 from ._console import Console
 from ._errors import ConfigError
 from ._health import HealthServer
-from ._limits import Limits
+from ._limits import Limits, Timeouts
 from ._sync import diff_tools, fetch_agent_tools
 from .journal import Journal, MemoryJournal
 
@@ -50,6 +50,7 @@ class ServePlan:
     sessions: tuple[str, ...] = ()
     agent: str | None = None
     limits: Limits = dataclasses.field(default_factory=Limits)
+    timeouts: Timeouts = dataclasses.field(default_factory=Timeouts)
     timeout: float | None = None
     journal: str = "memory"
     health_host: str = "127.0.0.1"
@@ -66,13 +67,14 @@ async def run_daemon(args: argparse.Namespace, environ: Mapping[str, str]) -> in
     if not sessions and not agent:
         raise ConfigError("nothing to serve: give --session ID (repeatable) or --agent ID, or set them in bridge.toml")
     toolset = load_tools(args, config)
-    limits = build_limits(config.limits, max_concurrency=args.max_concurrency)
+    limits, timeouts = build_limits(config.limits, config.timeouts, max_concurrency=args.max_concurrency)
     journal, label = open_journal(args.journal, args.state_dir, config)
     health_port = args.health_port if args.health_port is not None else config.health_port
     plan = ServePlan(
         sessions=sessions,
         agent=agent,
         limits=limits,
+        timeouts=timeouts,
         timeout=args.timeout or config.timeout,
         journal=label,
         health_host=args.health_host or config.health_host or "127.0.0.1",
@@ -118,12 +120,17 @@ async def serve(
     async with anyio.create_task_group() as outer:
         if handle_signals:
             outer.start_soon(watch_signals, outer.cancel_scope)
-        async with Bridge(client, [toolset], limits=plan.limits, journal=journal, timeout=plan.timeout) as bridge:
+        bridge_cm = Bridge(
+            client, [toolset], limits=plan.limits, timeouts=plan.timeouts, journal=journal, timeout=plan.timeout
+        )
+        async with bridge_cm as bridge:
             async with anyio.create_task_group() as tg:
                 health_url = None
                 if plan.health_port is not None:
                     server = HealthServer(
-                        bridge.stats, status=lambda: "draining" if stop.is_set() else "ok", host=plan.health_host,
+                        bridge.stats,
+                        status=lambda: "draining" if stop.is_set() else "ok",
+                        host=plan.health_host,
                         port=plan.health_port,
                     )
                     port = await tg.start(server.serve)
@@ -179,16 +186,32 @@ async def warn_drift(client: AsyncAnthropic, agent_id: str, definitions: Sequenc
         )
 
 
-def build_limits(table: Mapping[str, Any], *, max_concurrency: int | None = None) -> Limits:
-    """`Limits` from bridge.toml's [limits] and --max-concurrency, with every unknown key reported."""
-    known = {f.name for f in dataclasses.fields(Limits)}
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise ConfigError([f"limits.{key}: unknown limit (known: {', '.join(sorted(known))})" for key in unknown])
-    values = dict(table)
-    if max_concurrency is not None:
-        values["max_concurrency"] = max_concurrency
-    return Limits(**values)
+def build_limits(
+    limits: Mapping[str, Any], timeouts: Mapping[str, Any], *, max_concurrency: int | None = None
+) -> tuple[Limits, Timeouts]:
+    """`Limits` and `Timeouts` from bridge.toml's [limits] / [timeouts] and --max-concurrency.
+
+    Raises:
+        ConfigError: Listing every unknown name and every invalid value of both tables.
+    """
+    problems: list[str] = []
+    built: list[Any] = []
+    overrides = {"max_concurrency": max_concurrency} if max_concurrency is not None else {}
+    for cls, table, section, noun in ((Limits, limits, "limits", "limit"), (Timeouts, timeouts, "timeouts", "timeout")):
+        known = sorted(f.name for f in dataclasses.fields(cls))
+        unknown = sorted(set(table) - set(known))
+        problems.extend(f"{section}.{key}: unknown {noun} (known: {', '.join(known)})" for key in unknown)
+        values = {k: v for k, v in table.items() if k in known}
+        if cls is Limits:
+            values.update(overrides)
+        try:
+            built.append(cls(**values))
+        except ConfigError as exc:
+            problems.extend(f"{section}: {p}" for p in exc.problems)
+            built.append(cls())
+    if problems:
+        raise ConfigError(problems)
+    return built[0], built[1]
 
 
 def open_journal(choice: str | None, state_dir: Path | None, config: Config) -> tuple[Journal, str]:

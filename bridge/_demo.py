@@ -236,7 +236,7 @@ def _print_summary(events: list[dict[str, Any]], report: Any, elapsed: float, an
         f"{len(report.duplicates)}, late {len(report.late)}, unknown {len(report.unknown_result_ids)}",
         f"answer       {'as expected' if answer_ok else 'WRONG: does not match what the tools compute'}",
         f"time         {elapsed:.1f} s, no API key, no network",
-        "next         bridge tools myapp.tools:toolset   |   bridge sync ... --agent ID   |   bridge run ... --agent ID",
+        "next         bridge tools myapp.tools:toolset  |  bridge sync ... --agent ID  |  bridge run ... --agent ID",
     ]
     _say("\n".join(lines))
 
