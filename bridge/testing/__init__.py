@@ -1,0 +1,56 @@
+"""An offline Managed Agents API for tests: the real `anthropic` SDK talks to it over HTTP on 127.0.0.1.
+
+Like httpx's `MockTransport` or pydantic-ai's `TestModel`, but at the wire: nothing in the SDK is mocked, so its
+retries, stream reconnects and the SDK's own session tool runner behave as they do against the real API.
+
+```python
+from bridge.testing import AgentTurn, Emulator
+
+async def script(agent: AgentTurn) -> None:          # what the "model" does on each user message
+    result = await agent.call_tool("add", {"a": 1, "b": 2})
+    await agent.say(f"the sum is {result.text}")
+
+async with Emulator(script=script) as api:
+    client = api.client()                             # AsyncAnthropic(base_url=api.base_url, api_key=api.api_key)
+    ...                                               # create agent, environment, session; run your tools
+    await api.control.wait_idle(session.id)           # waits on state, never sleeps
+    api.control.invariants().assert_ok()              # no unanswered, duplicate, late or unknown results
+```
+
+Public names:
+    Emulator: the server (`async with` / `with`), `api.client()`, `api.control`, `api.base_url`, `api.api_key`.
+    Control: `api.control`: inspection (`events`, `status`, `requests`, `invariants`), waits (`wait_idle`,
+        `wait_event`, `wait_streams`, `wait_requests`, `wait_status`), request faults (`fail_next`,
+        `drop_responses`, `latency`), stream faults (`drop_streams`, `drop_next_stream`, `stall_streams`,
+        `resume_streams`, `duplicate_next_event`, `stream_error`, `malformed_frame`), levers (`interrupt`,
+        `terminate`).
+    AgentTurn / ToolCallResult / ScriptedAgent / Script: scripted agents.
+    Behavior: the emulator's configurable answers to what the real API leaves unknown.
+    InvariantReport / CallReport: what happened to every tool call.
+    validate_event / validate_model: strict validation against the SDK's own models (no undeclared fields).
+    serve_forever: run an emulator from the command line (`python -m bridge.testing`).
+"""
+
+from ._config import Behavior
+from ._control import Control
+from ._http import RequestRecord
+from ._invariants import CallReport, InvariantReport
+from ._script import AgentTurn, Script, ScriptedAgent, ToolCallResult
+from ._server import Emulator, serve_forever
+from ._validate import validate_event, validate_model
+
+__all__ = [
+    "AgentTurn",
+    "Behavior",
+    "CallReport",
+    "Control",
+    "Emulator",
+    "InvariantReport",
+    "RequestRecord",
+    "Script",
+    "ScriptedAgent",
+    "ToolCallResult",
+    "serve_forever",
+    "validate_event",
+    "validate_model",
+]
