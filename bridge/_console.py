@@ -16,11 +16,11 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
-__all__ = ["LOG_FORMATS", "Console", "JsonFormatter", "setup_logging"]
+__all__ = ["LOG_FORMATS", "Console", "JsonFormatter", "format_status", "setup_logging"]
 
 LogFormat = Literal["auto", "live", "text", "json"]
 LOG_FORMATS: tuple[str, ...] = ("auto", "live", "text", "json")
@@ -155,3 +155,17 @@ def setup_logging(
     for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "uvicorn", "uvicorn.access", "uvicorn.error"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return handler
+
+
+def format_status(stats: Mapping[str, Any]) -> str:
+    """One line for a terminal: sessions, calls running and queued, how calls ended."""
+    parts = [
+        f"{stats.get('sessions', 0)} session(s)",
+        f"{stats.get('running', 0)} running",
+        f"{stats.get('queued', 0)} queued",
+        f"{stats.get('finished', 0)} done",
+    ]
+    for key in ("failed", "timed_out", "cancelled", "abandoned_threads"):
+        if stats.get(key):
+            parts.append(f"{stats[key]} {key.replace('_', ' ')}")
+    return "bridge: " + " · ".join(parts)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._console import Console
+from ._console import Console, format_status
 from ._errors import ConfigError
 from ._health import HealthServer
 from ._limits import Limits, Timeouts
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from ._config import Config
     from ._toolset import Toolset
 
-__all__ = ["ServePlan", "build_limits", "open_journal", "run_daemon", "serve"]
+__all__ = ["ServePlan", "build_limits", "open_journal", "run_daemon", "serve", "warn_drift"]
 
 log = logging.getLogger("bridge.cli")
 
@@ -241,20 +241,6 @@ async def _status_loop(bridge: Any, console: Console) -> None:
     while True:
         console.status(format_status(_stats_dict(bridge)))
         await anyio.sleep(STATUS_REFRESH)
-
-
-def format_status(stats: Mapping[str, Any]) -> str:
-    """One line for a terminal: sessions, calls running and queued, how calls ended."""
-    parts = [
-        f"{stats.get('sessions', 0)} session(s)",
-        f"{stats.get('running', 0)} running",
-        f"{stats.get('queued', 0)} queued",
-        f"{stats.get('finished', 0)} done",
-    ]
-    for key in ("failed", "timed_out", "cancelled", "abandoned_threads"):
-        if stats.get(key):
-            parts.append(f"{stats[key]} {key.replace('_', ' ')}")
-    return "bridge: " + " · ".join(parts)
 
 
 def _stats_dict(bridge: Any) -> dict[str, Any]:
