@@ -25,7 +25,7 @@ port = 9464
 [toolsets.shop]                       # one table per toolset (or an array: [[toolsets]])
 use = "toolkits.database:sqlite_toolset"
 path = "shop.db"                      # every other key is an argument of the factory
-prefix = "shop_"                      # applied with Toolset.with_prefix
+prefix = "shop"                       # a factory taking `prefix` gets it; else Toolset.with_prefix
 dsn = { env = "PG_DSN" }              # secrets come from the environment, never from the file
 ```
 

@@ -62,13 +62,17 @@ def import_target(spec: str, *, cwd: Path | None = None) -> Any:
     return obj
 
 
-def load_target(spec: str, options: Mapping[str, Any] | None = None, *, cwd: Path | None = None) -> Toolset:
+def load_target(
+    spec: str, options: Mapping[str, Any] | None = None, *, prefix: str | None = None, cwd: Path | None = None
+) -> Toolset:
     """Import a TARGET and turn it into a `Toolset`, calling it first when it is a factory.
 
     Args:
         spec: The TARGET (see the module docstring).
         options: Keyword arguments for a factory (the `bridge.toml` toolset keys). Giving options for anything but a
             factory is an error, since they would be silently ignored.
+        prefix: A name prefix. A factory that takes a `prefix` parameter (as the toolkit packs do) receives it, so
+            it replaces the pack's default prefix; anything else is prefixed with `Toolset.with_prefix`.
         cwd: See `import_target`.
 
     Raises:
@@ -86,6 +90,8 @@ def load_target(spec: str, options: Mapping[str, Any] | None = None, *, cwd: Pat
                 f"(got {', '.join(sorted(options))})"
             )
     elif callable(obj):
+        if prefix is not None and _accepts(obj, "prefix"):
+            options["prefix"], prefix = prefix, None
         obj = _call_factory(spec, obj, options)
     else:
         raise ConfigError(
@@ -98,7 +104,7 @@ def load_target(spec: str, options: Mapping[str, Any] | None = None, *, cwd: Pat
         raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"TARGET {spec!r}: cannot serve {_describe(obj)}: {exc}") from None
-    return toolset
+    return toolset.with_prefix(prefix) if prefix else toolset
 
 
 def load_targets(specs: Sequence[str], *, cwd: Path | None = None) -> list[Toolset]:
@@ -186,6 +192,14 @@ def _call_factory(spec: str, factory: Callable[..., Any], options: Mapping[str, 
             f"a tool or a list of tools (to serve {_name(factory)} itself as a tool, decorate it with @tool)"
         )
     return result
+
+
+def _accepts(fn: Callable[..., Any], name: str) -> bool:
+    try:
+        parameters = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
 def _is_servable(obj: Any) -> bool:

@@ -279,8 +279,7 @@ def load_tools(args: argparse.Namespace, config: Config) -> Any:
             problems.extend(exc.problems)
     for entry in config.toolsets:
         try:
-            toolset = load_target(entry.use, entry.kwargs())
-            toolsets.append(toolset.with_prefix(entry.prefix) if entry.prefix else toolset)
+            toolsets.append(load_target(entry.use, entry.kwargs(), prefix=entry.prefix))
         except ConfigError as exc:
             problems.extend(f"toolsets.{entry.name}: {p}" for p in exc.problems)
     if problems:

@@ -35,6 +35,9 @@ number = 3
 def factory(prefix: str = "", scale: int = 1) -> Toolset:
     return Toolset([add]).with_prefix(prefix) if prefix else Toolset([add])
 
+def plain_factory() -> Toolset:
+    return Toolset([add, neg])
+
 def needs_args(path: str) -> Toolset:
     return Toolset([add])
 
@@ -91,7 +94,14 @@ def test_targets_of_every_kind_become_toolsets(project: Path, spec: str, names: 
 
 def test_factory_options_are_passed(project: Path) -> None:
     """Options (bridge.toml toolset keys) are the factory's keyword arguments."""
-    assert load_target("myapp.tools:factory", {"prefix": "m_"}, cwd=project).names() == ["m_add"]
+    assert load_target("myapp.tools:factory", {"scale": 2}, cwd=project).names() == ["add"]
+
+
+def test_prefix_goes_to_a_factory_that_takes_one_else_with_prefix(project: Path) -> None:
+    """A factory with a `prefix` parameter (like the packs) gets the prefix; other targets get `with_prefix`."""
+    assert load_target("myapp.tools:factory", prefix="m_", cwd=project).names() == ["m_add"]
+    assert load_target("myapp.tools:plain_factory", prefix="m", cwd=project).names() == ["m_add", "m_neg"]
+    assert load_target("myapp.tools:toolset", prefix="t", cwd=project).names() == ["t_add", "t_neg"]
 
 
 @pytest.mark.parametrize(
