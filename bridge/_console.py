@@ -97,6 +97,17 @@ class Console(logging.Handler):
             self._draw()
             self.stream.flush()
 
+    def echo(self, text: str, stream: TextIO | None = None) -> None:
+        """Print a line of command output (stdout by default) without tearing the status line."""
+        out = stream or sys.stdout
+        with self._guard():
+            self._clear()
+            self.stream.flush()
+            out.write(text + "\n")
+            out.flush()
+            self._draw()
+            self.stream.flush()
+
     def close_status(self) -> None:
         """Leave the last status on screen as an ordinary line."""
         if self.live and self._status:

@@ -15,7 +15,7 @@ import argparse
 import dataclasses
 import logging
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -93,9 +93,12 @@ async def serve(
     console: Console | None = None,
     stop: anyio.Event | None = None,
     handle_signals: bool = True,
+    on_call: Callable[[Any], None] | None = None,
 ) -> int:
     """Serve `plan`'s sessions (and its agent's, new ones included) until `stop` is set, a signal arrives, or every
     explicitly given session has ended; then drain. Returns the exit code (0, or 130 when a second signal aborted).
+
+    `on_call` receives the runtime's `CallEvent`s (the demo prints progress with it).
     """
     from ._bridge import Bridge
 
@@ -121,7 +124,13 @@ async def serve(
         if handle_signals:
             outer.start_soon(watch_signals, outer.cancel_scope)
         bridge_cm = Bridge(
-            client, [toolset], limits=plan.limits, timeouts=plan.timeouts, journal=journal, timeout=plan.timeout
+            client,
+            toolset,
+            limits=plan.limits,
+            timeouts=plan.timeouts,
+            journal=journal,
+            timeout=plan.timeout,
+            on_call=on_call,
         )
         async with bridge_cm as bridge:
             async with anyio.create_task_group() as tg:

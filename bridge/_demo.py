@@ -82,7 +82,7 @@ def _answer(facts: Facts, price: int, eur: float, gbp: float, available: int, da
     return (
         f"{facts.customer} is your best customer ({_usd(facts.spent_cents)} spent). Express shipping of their latest "
         f"order #{facts.order_id} costs {_usd(price)} (EUR {price * eur / 100:,.2f} / GBP {price * gbp / 100:,.2f}). "
-        f"The warehouse can ship {available} more {facts.product} this week and restocks in {days} days."
+        f"The warehouse can ship {available} more units of {facts.product} this week and restocks in {days} days."
     )
 
 
@@ -153,11 +153,14 @@ def demo_tools(db: Path) -> Toolset:
 async def run_demo() -> bool:
     """Run the demo end to end, printing progress, the transcript and a summary. Returns True when it checks out."""
     from anthropic import AsyncAnthropic
+
     from toolkits.database import make_sample_db
 
+    from ._daemon import _console
     from .journal import SqliteJournal
     from .testing import Emulator
 
+    console = _console()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bridge-demo-") as tmp:
         db = make_sample_db(Path(tmp) / "shop.db")
@@ -165,20 +168,22 @@ async def run_demo() -> bool:
         toolset = demo_tools(db)
         _say(f"tool-bridge demo: {len(toolset)} tools ({', '.join(toolset.names())})")
         async with Emulator(script=make_script(facts)) as api:
-            _say(f"emulator: {api.base_url} (a local Managed Agents API; nothing leaves this machine)")
+            _say(f"emulator    {api.base_url} (a local Managed Agents API; nothing leaves this machine)")
             async with AsyncAnthropic(base_url=api.base_url, api_key=api.api_key) as client:
                 agent_id, _ = await create_agent(
                     client, "shop-assistant", MODEL, toolset.definitions(), system="You help run a coffee shop."
                 )
                 environment = await client.beta.environments.create(name="demo", config={"type": "cloud"})
                 session = await client.beta.sessions.create(agent=agent_id, environment_id=environment.id)
-                _say(f"agent {agent_id} created with the tool definitions; session {session.id}")
+                _say(f"agent       {agent_id}, created with the tool definitions (as `bridge sync --create` does)")
+                _say(f"session     {session.id}, served by `bridge run`'s code with a SQLite journal")
                 journal_path = Path(tmp) / "journal.db"
                 plan = ServePlan(agent=agent_id, journal=f"sqlite {journal_path}", timeout=20)
+                progress = Progress(started)
                 stop = anyio.Event()
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(_serve, client, toolset, SqliteJournal(journal_path), plan, stop)
-                    _say(f"user: {QUESTION}")
+                    tg.start_soon(_serve, client, toolset, SqliteJournal(journal_path), plan, stop, progress, console)
+                    _say(f"user        {QUESTION}")
                     await client.beta.sessions.events.send(
                         session.id, events=[{"type": "user.message", "content": [{"type": "text", "text": QUESTION}]}]
                     )
@@ -187,17 +192,54 @@ async def run_demo() -> bool:
                 events = [event.to_dict(mode="json") async for event in client.beta.sessions.events.list(session.id)]
             report = api.control.invariants(session.id)
         answer = next((_text(e) for e in reversed(events) if e.get("type") == "agent.message"), "")
-        expected = expected_answer(facts)
+        answer_ok = answer == expected_answer(facts)
         _print_transcript(events)
-        ok = answer == expected and report.ok
-        _print_summary(events, report, time.monotonic() - started, answer == expected)
-    return ok
+        _print_summary(events, report, progress, time.monotonic() - started, answer_ok)
+    return answer_ok and bool(report.ok)
 
 
-async def _serve(client: Any, toolset: Toolset, journal: Any, plan: ServePlan, stop: anyio.Event) -> None:
-    from ._daemon import _console
+class Progress:
+    """Prints each call as it starts and ends, and measures how many ran at once."""
 
-    await serve(client, toolset, journal, plan, console=_console(), stop=stop)
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.running: dict[str, float] = {}
+        self.max_parallel = 0
+        self.durations: dict[str, float] = {}
+        self.names: dict[str, str] = {}
+        self.overtaken = 0  # calls that finished while the slow warehouse call was still running
+
+    def __call__(self, event: Any) -> None:
+        kind = str(event.kind)
+        elapsed = time.monotonic() - self.started
+        if kind == "started":
+            self.names[event.tool_use_id] = event.tool
+            self.running[event.tool_use_id] = time.monotonic()
+            self.max_parallel = max(self.max_parallel, len(self.running))
+            _say(f"  {elapsed:5.2f}s  ▸ {event.tool:<16} started   ({len(self.running)} running)")
+        elif kind in ("finished", "failed", "timed_out", "cancelled"):
+            began = self.running.pop(event.tool_use_id, None)
+            if "check_warehouse" in (self.names.get(i) for i in self.running):
+                self.overtaken += 1
+            duration = event.duration if event.duration is not None else time.monotonic() - (began or time.monotonic())
+            self.durations[event.tool_use_id] = duration
+            mark = "✓" if kind == "finished" else "✗"
+            detail = f"  {_short(event.detail, 60)}" if kind != "finished" and event.detail else ""
+            _say(f"  {elapsed:5.2f}s  {mark} {event.tool:<16} {kind:<9} {duration * 1000:6.0f} ms{detail}")
+        elif kind == "posted":
+            _say(f"  {elapsed:5.2f}s  ↑ {event.tool:<16} result posted")
+
+
+async def _serve(
+    client: Any,
+    toolset: Toolset,
+    journal: Any,
+    plan: ServePlan,
+    stop: anyio.Event,
+    progress: Progress,
+    console: Any,
+) -> None:
+    await serve(client, toolset, journal, plan, console=console, stop=stop, on_call=progress)
 
 
 def _text(event: Mapping[str, Any]) -> str:
@@ -205,7 +247,7 @@ def _text(event: Mapping[str, Any]) -> str:
 
 
 def _print_transcript(events: list[dict[str, Any]]) -> None:
-    lines = ["", "── transcript " + "─" * 66]
+    lines = ["── transcript " + "─" * 66]
     names: dict[str, str] = {}
     for event in events:
         kind = event.get("type")
@@ -223,29 +265,37 @@ def _print_transcript(events: list[dict[str, Any]]) -> None:
     _say("\n".join(lines))
 
 
-def _print_summary(events: list[dict[str, Any]], report: Any, elapsed: float, answer_ok: bool) -> None:
+def _print_summary(
+    events: list[dict[str, Any]], report: Any, progress: Progress, elapsed: float, answer_ok: bool
+) -> None:
     results = [e for e in events if e.get("type") == "user.custom_tool_result"]
     errors = sum(1 for e in results if e.get("is_error"))
-    slowest = max((c.time_to_answer or 0.0 for c in report.calls), default=0.0)
     violations = len(report.unanswered) + len(report.duplicates) + len(report.late) + len(report.unknown_result_ids)
     lines = [
         "── summary " + "─" * 69,
-        f"calls        {len(report.calls)} answered by the bridge, {errors} with an error the agent then corrected",
-        f"parallel     the slow warehouse call ran beside two fast ones; slowest answer {slowest:.2f} s",
+        f"calls        {len(report.calls)} answered, {errors} rejected for bad input and then corrected by the agent",
+        f"parallel     up to {progress.max_parallel} calls at once: {progress.overtaken} fast call(s) answered "
+        "while the slow warehouse call was still running",
         f"invariants   {violations} violation(s): unanswered {len(report.unanswered)}, duplicates "
         f"{len(report.duplicates)}, late {len(report.late)}, unknown {len(report.unknown_result_ids)}",
-        f"answer       {'as expected' if answer_ok else 'WRONG: does not match what the tools compute'}",
+        f"answer       {'as expected' if answer_ok else 'WRONG: it does not match what the tools compute'}",
         f"time         {elapsed:.1f} s, no API key, no network",
         "next         bridge tools myapp.tools:toolset  |  bridge sync ... --agent ID  |  bridge run ... --agent ID",
     ]
     _say("\n".join(lines))
 
 
-def _short(text: str, limit: int = 110) -> str:
+def _short(text: str, limit: int = 100) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _say(text: str) -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
+    from ._daemon import _console
+
+    console = _console()
+    if console is not None:
+        console.echo(text)
+    else:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()

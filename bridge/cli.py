@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--log-format", choices=LOG_FORMATS, default="auto", help="live on a terminal, else json")
-        p.add_argument("--log-level", default="info", help="debug, info, warning, error (default: info)")
+        p.add_argument("--log-level", help="debug, info, warning, error (default: info; warning for demo)")
         p.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio", help=argparse.SUPPRESS)
 
     def api(p: argparse.ArgumentParser) -> None:
@@ -193,7 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        console = setup_logging(args.log_format, args.log_level)
+        level = args.log_level or ("warning" if args.command == "demo" else "info")
+        console = setup_logging(args.log_format, level)
     except ValueError as exc:
         parser.error(str(exc))
     commands: dict[str, Callable[[argparse.Namespace], int]] = {
