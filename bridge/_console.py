@@ -108,6 +108,14 @@ class Console(logging.Handler):
             self._draw()
             self.stream.flush()
 
+    def clear_status(self) -> None:
+        """Erase the status line."""
+        if self.live and self._status:
+            with self._guard():
+                self._clear()
+                self._status = ""
+                self.stream.flush()
+
     def close_status(self) -> None:
         """Leave the last status on screen as an ordinary line."""
         if self.live and self._status:

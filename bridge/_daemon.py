@@ -145,6 +145,8 @@ async def serve(
                     port = await tg.start(server.serve)
                     health_url = f"http://{plan.health_host}:{port}"
                 if console is not None and console.live:
+                    live = console
+                    bridge.add_listener(lambda _: live.status(format_status(_stats_dict(bridge))))
                     tg.start_soon(_status_loop, bridge, console)
                 if plan.agent:
                     tg.start_soon(bridge.serve_agent, plan.agent)
@@ -166,6 +168,8 @@ async def serve(
                 await stop.wait()
                 tg.cancel_scope.cancel()
             log.info("draining: no new calls are taken; waiting for in-flight calls to finish and post")
+        if console is not None:
+            console.clear_status()
         log.info("stopped", extra={"stats": _stats_dict(bridge)})
         outer.cancel_scope.cancel()
     return 130 if aborted else 0
