@@ -209,22 +209,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_ABORTED
     except BaseException as exc:  # the last line of defence: every error becomes a documented exit code
-        code = exit_code_for(exc)
+        error = primary_error(exc)
+        code = exit_code_for(error)
         if code is None:
             raise
         if code == EXIT_FAILURE:
-            log.exception("unexpected error: %s", exc)
-        _error(str(exc))
+            log.error("unexpected error: %s", error, exc_info=error)
+        _error(str(error) or type(error).__name__)
         return code
     finally:
         console.close_status()
 
 
+def primary_error(exc: BaseException) -> BaseException:
+    """The exception that explains a failure: task groups wrap errors, and an operator error beats a bug."""
+    if not isinstance(exc, BaseExceptionGroup):
+        return exc
+    leaves = [primary_error(inner) for inner in exc.exceptions]
+    return next((leaf for leaf in leaves if exit_code_for(leaf) not in (None, EXIT_FAILURE)), leaves[0])
+
+
 def exit_code_for(exc: BaseException) -> int | None:
     """The documented exit code for an exception (None: let it propagate, e.g. SystemExit)."""
     if isinstance(exc, BaseExceptionGroup):
-        codes = [exit_code_for(inner) for inner in exc.exceptions]
-        return next((code for code in codes if code not in (None, EXIT_FAILURE)), EXIT_FAILURE)
+        return exit_code_for(primary_error(exc))
     if isinstance(exc, ConfigError | DefinitionError):
         return EXIT_CONFIG
     if isinstance(exc, JournalError):

@@ -12,8 +12,12 @@ from typing import Any
 
 import anyio
 import pytest
-from bridge.testing import AgentTurn, Emulator
 from bridge_cli_support import ROOT, SAMPLE, Daemon
+
+from bridge._target import load_target
+from bridge.cli import EMULATOR_KEY
+from bridge.journal._lock import JournalLock
+from bridge.testing import AgentTurn, Emulator
 
 
 async def script(agent: AgentTurn) -> None:
@@ -48,11 +52,10 @@ def daemon(api: Emulator, tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
         d.kill()
 
 
-def make_agent(api: Emulator) -> tuple[Any, str, str]:
+def make_agent(api: Emulator, target: str = SAMPLE) -> tuple[Any, str, str]:
+    """An agent with the tools of `target`, and an environment; returns a sync client and both ids."""
     client = api.sync_client()
-    from bridge._target import load_target
-
-    definitions = load_target(SAMPLE).definitions()
+    definitions = load_target(target).definitions()
     agent = client.beta.agents.create(name="runner", model="claude-opus-4-7", tools=definitions)
     environment = client.beta.environments.create(name="e", config={"type": "cloud"})
     return client, agent.id, environment.id
@@ -120,11 +123,14 @@ async def test_run_serves_a_session_and_drains_on_sigterm(
 async def test_run_follows_new_sessions_of_the_agent(
     api: Emulator, daemon: Callable[..., Daemon], tmp_path: Path
 ) -> None:
-    """With --agent, a session created after the daemon started is found and served; SIGINT exits 0."""
-    client, agent_id, env_id = make_agent(api)
+    """With --agent, a session created after the daemon started is served; drift is warned about; SIGINT exits 0."""
+    client, agent_id, env_id = make_agent(api, SAMPLE.replace(":toolset", ":only_add"))
     config = tmp_path / "bridge.toml"
     config.write_text('[timeouts]\nagent_poll = 0.2\n[journal]\nbackend = "memory"\n')
     bridge = daemon(SAMPLE, "--agent", agent_id, "--config", str(config))
+    drift = bridge.wait_for(f"agent {agent_id}'s tool definitions differ from what this bridge serves")
+    assert drift["level"] == "warning"
+    assert drift["drift"] == ["added slow"]
     bridge.wait_for("bridge ready")
     session = client.beta.sessions.create(agent=agent_id, environment_id=env_id)
     say(client, session.id, "add 40 2")
@@ -133,12 +139,32 @@ async def test_run_follows_new_sessions_of_the_agent(
     assert bridge.stop(signal.SIGINT) == 0
 
 
-def test_run_warns_when_the_agent_differs_and_exits_4_for_an_unknown_agent(cli: Any, api: Emulator) -> None:
+def test_an_unknown_agent_exits_4(cli: Any, api: Emulator) -> None:
     """An agent that does not exist stops the daemon at start with exit code 4 and a clear message."""
     env = {"ANTHROPIC_BASE_URL": api.base_url, "ANTHROPIC_API_KEY": api.api_key}
     done = cli("run", SAMPLE, "--agent", "agent_nope", "--journal", "memory", env=env)
     assert done.returncode == 4
     assert "agent agent_nope does not exist" in done.stderr
+
+
+def test_emulator_flag_needs_no_api_key(cli: Any) -> None:
+    """--emulator URL talks to a `bridge emulator` with its default key; no ANTHROPIC_API_KEY is needed."""
+    with Emulator(api_key=EMULATOR_KEY) as local:
+        done = cli("run", SAMPLE, "--emulator", local.base_url, "--agent", "agent_nope", "--journal", "memory")
+    assert done.returncode == 4  # reached the emulator and was told the agent does not exist
+    assert "agent agent_nope does not exist" in done.stderr
+
+
+def test_a_journal_held_by_another_bridge_exits_6(cli: Any, tmp_path: Path) -> None:
+    """A second bridge on the same state directory stops at start with exit code 6, naming the holder."""
+    lock = JournalLock(tmp_path / "journal.db")  # what a running bridge holds on its journal
+    assert lock.try_acquire()
+    try:
+        done = cli("run", SAMPLE, "--session", "sesn_x", "--state-dir", str(tmp_path), env={"ANTHROPIC_API_KEY": "k"})
+    finally:
+        lock.release()
+    assert done.returncode == 6
+    assert "journal.db is in use by this process" in done.stderr
 
 
 @pytest.mark.parametrize(
