@@ -3,6 +3,7 @@
 from ._content import CallResult, ContentBlock, ToolResult, document, image
 from ._context import ToolContext
 from ._errors import (
+    AgentConflictError,
     APIAccessError,
     BridgeError,
     ConfigError,
@@ -17,11 +18,13 @@ from ._errors import (
 )
 from ._lint import LintIssue, LintReport
 from ._options import ToolOptions, tool
+from ._sync import SyncResult, ToolChange, ToolDiff, create_agent, diff_tools, sync_agent
 from ._tool import Tool
 from ._toolset import Toolset
 
 __all__ = [
     "APIAccessError",
+    "AgentConflictError",
     "BridgeError",
     "CallResult",
     "ConfigError",
@@ -34,14 +37,20 @@ __all__ = [
     "LintReport",
     "OperatorError",
     "SessionNotFoundError",
+    "SyncResult",
     "Tool",
+    "ToolChange",
     "ToolContext",
+    "ToolDiff",
     "ToolError",
     "ToolOptions",
     "ToolResult",
     "Toolset",
     "TransportError",
+    "create_agent",
+    "diff_tools",
     "document",
     "image",
+    "sync_agent",
     "tool",
 ]

@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import anthropic
 
-from ._errors import APIAccessError, OperatorError, SessionNotFoundError, TransportError
+from ._errors import AgentConflictError, APIAccessError, OperatorError, SessionNotFoundError, TransportError
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
 
 __all__ = [
-    "AgentConflictError",
     "SyncResult",
     "ToolChange",
     "ToolDiff",
@@ -39,10 +38,6 @@ __all__ = [
 ]
 
 _COMPARED = ("description", "input_schema")
-
-
-class AgentConflictError(OperatorError):
-    """The agent kept changing under a sync (its `version` moved twice); someone else is updating it."""
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._console import LOG_FORMATS, setup_logging
 from ._errors import (
+    AgentConflictError,
     APIAccessError,
     ConfigError,
     DefinitionError,
@@ -239,8 +240,6 @@ def exit_code_for(exc: BaseException) -> int | None:
         return EXIT_JOURNAL
     if isinstance(exc, TransportError):
         return EXIT_UNREACHABLE
-    from ._sync import AgentConflictError
-
     if isinstance(exc, AgentConflictError):
         return EXIT_CONFLICT
     if isinstance(exc, APIAccessError | SessionNotFoundError | OperatorError):
