@@ -7,6 +7,7 @@ import signal
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,11 @@ from bridge.testing import AgentTurn, Emulator
 
 
 async def script(agent: AgentTurn) -> None:
-    """`add A B` adds; `slow SECONDS MARKER` runs the slow tool (which touches MARKER when it starts)."""
+    """`add A B` adds; `slow SECONDS MARKER` runs the slow tool (which touches MARKER when it starts); `terminate`."""
     words = agent.text.split()
+    if words[0] == "terminate":
+        await agent.terminate()
+        return
     if words[0] == "add":
         result = await agent.call_tool("add", {"a": int(words[1]), "b": int(words[2])})
     else:
@@ -137,6 +141,18 @@ async def test_run_follows_new_sessions_of_the_agent(
     await api.control.wait_idle(session.id, "end_turn", timeout=10)
     assert last_message(api, session.id) == "42"
     assert bridge.stop(signal.SIGINT) == 0
+
+
+def test_run_exits_0_when_every_session_given_has_ended(cli: Any, api: Emulator) -> None:
+    """Serving explicit sessions (no agent) ends by itself, with exit code 0, once they have all terminated."""
+    client, agent_id, env_id = make_agent(api)
+    session = client.beta.sessions.create(agent=agent_id, environment_id=env_id)
+    say(client, session.id, "terminate")
+    anyio.run(partial(api.control.wait_status, session.id, "terminated", timeout=10))
+    env = {"ANTHROPIC_BASE_URL": api.base_url, "ANTHROPIC_API_KEY": api.api_key}
+    done = cli("run", SAMPLE, "--session", session.id, "--journal", "memory", "--log-format", "json", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "every session given has ended" in done.stderr
 
 
 def test_an_unknown_agent_exits_4(cli: Any, api: Emulator) -> None:
