@@ -31,7 +31,15 @@ __all__ = ["HealthServer", "render_metrics"]
 _MAX_REQUEST = 8192
 _READ_DEADLINE = 5.0
 _NAME_BAD = re.compile(r"[^a-zA-Z0-9_]")
-_LABEL_NAMES = {"by_state": "state", "by_tool": "tool", "tools": "tool", "by_session": "session", "states": "state"}
+_LABEL_NAMES = {
+    "by_state": "state",
+    "by_tool": "tool",
+    "tools": "tool",
+    "by_session": "session",
+    "states": "state",
+    "call_latency_seconds": "quantile",
+    "answer_latency_seconds": "quantile",
+}
 
 
 class HealthServer:
