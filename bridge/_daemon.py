@@ -6,7 +6,8 @@ not: signals, the health endpoint, the terminal. `bridge demo` runs this same `s
 so the demo exercises the production path.
 
 Shutdown: the first SIGINT/SIGTERM stops taking new sessions and lets in-flight calls finish and post their results
-(the runtime's drain, bounded by its drain timeout); the process then exits 0. A second signal aborts at once (130).
+(the runtime's drain, bounded by `Timeouts.drain`); the process then exits 0. A second signal cancels the calls still
+running (each is answered as cancelled, so no session is left waiting) and the process exits 130.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from anyio.abc import TaskStatus
 
 from ._console import Console, format_status
 from ._errors import ConfigError
@@ -103,26 +105,12 @@ async def serve(
     from ._bridge import Bridge
 
     stop = stop or anyio.Event()
-    if plan.agent:
-        await warn_drift(client, plan.agent, toolset.definitions())
-    aborted = False
-
-    async def watch_signals(scope: anyio.CancelScope) -> None:
-        nonlocal aborted
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                name = signal.Signals(signum).name
-                if stop.is_set():
-                    log.warning("%s again: aborting without waiting for in-flight calls", name)
-                    aborted = True
-                    scope.cancel()
-                    return
-                log.info("%s received: draining in-flight calls (send it again to abort)", name, extra={"signal": name})
-                stop.set()
-
+    shutdown = _Shutdown(stop)
     async with anyio.create_task_group() as outer:
         if handle_signals:
-            outer.start_soon(watch_signals, outer.cancel_scope)
+            await outer.start(shutdown.watch_signals)
+        if plan.agent:
+            await warn_drift(client, plan.agent, toolset.definitions())
         bridge_cm = Bridge(
             client,
             toolset,
@@ -133,6 +121,7 @@ async def serve(
             on_call=on_call,
         )
         async with bridge_cm as bridge:
+            shutdown.bridge = bridge
             async with anyio.create_task_group() as tg:
                 health_url = None
                 if plan.health_port is not None:
@@ -167,12 +156,45 @@ async def serve(
                 )
                 await stop.wait()
                 tg.cancel_scope.cancel()
-            log.info("draining: no new calls are taken; waiting for in-flight calls to finish and post")
+            if shutdown.aborted:
+                shutdown.abort()
+            else:
+                log.info("draining: no new calls are taken; waiting for in-flight calls to finish and post")
         if console is not None:
             console.clear_status()
         log.info("stopped", extra={"stats": _stats_dict(bridge)})
         outer.cancel_scope.cancel()
-    return 130 if aborted else 0
+    return 130 if shutdown.aborted else 0
+
+
+class _Shutdown:
+    """The daemon's signal handling: the first SIGINT/SIGTERM drains, the second cancels what is still running."""
+
+    def __init__(self, stop: anyio.Event) -> None:
+        self.stop = stop
+        self.bridge: Any = None
+        self.aborted = False
+
+    async def watch_signals(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
+            async for signum in signals:
+                name = signal.Signals(signum).name
+                if not self.stop.is_set():
+                    log.info(
+                        "%s received: draining in-flight calls (send it again to abort)", name, extra={"signal": name}
+                    )
+                    self.stop.set()
+                elif not self.aborted:
+                    log.warning("%s again: cancelling in-flight calls (each is still answered)", name)
+                    self.aborted = True
+                    self.abort()
+
+    def abort(self) -> None:
+        """Detach every session now: running calls are cancelled and answered as cancelled, so the drain ends."""
+        if self.bridge is not None:
+            for session_id in self.bridge.sessions:
+                self.bridge.detach(session_id)
 
 
 async def _serve_sessions(bridge: Any, sessions: Sequence[str], done: anyio.Event | None) -> None:

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
 
     from ._config import Config
+    from ._toolset import Toolset
 
 __all__ = ["EXIT_CODES", "main"]
 
@@ -64,7 +65,7 @@ EXIT_CODES: Mapping[int, str] = {
     EXIT_JOURNAL: "the journal cannot be used (locked by another bridge, newer schema, unwritable)",
     EXIT_CONFLICT: "`sync`: the agent kept changing under the sync (version conflict after one retry)",
     EXIT_DRIFT: "`sync --check`: the agent's custom tools differ from the local definitions",
-    EXIT_ABORTED: "a second SIGINT/SIGTERM aborted the drain",
+    EXIT_ABORTED: "a second SIGINT/SIGTERM cut the drain short (running calls cancelled, each still answered)",
 }
 
 EMULATOR_URL = "http://127.0.0.1:8765"
@@ -90,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--log-format", choices=LOG_FORMATS, default="auto", help="live on a terminal, else json")
-        p.add_argument("--log-level", help="debug, info, warning, error (default: info; warning for demo)")
+        p.add_argument(
+            "--log-level", choices=("debug", "info", "warning", "error"), help="default: info (warning for demo)"
+        )
         p.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio", help=argparse.SUPPRESS)
 
     def api(p: argparse.ArgumentParser) -> None:
@@ -211,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ABORTED
     except BaseException as exc:  # the last line of defence: every error becomes a documented exit code
         error = primary_error(exc)
+        if isinstance(error, KeyboardInterrupt):
+            return EXIT_ABORTED
         code = exit_code_for(error)
         if code is None:
             raise
@@ -273,12 +278,12 @@ def load_config_for(args: argparse.Namespace, environ: Mapping[str, str]) -> Con
     return config
 
 
-def load_tools(args: argparse.Namespace, config: Config) -> Any:
+def load_tools(args: argparse.Namespace, config: Config) -> Toolset:
     """Every TARGET and config toolset, merged into one Toolset; all load problems reported together."""
     from ._target import load_target
     from ._toolset import Toolset
 
-    toolsets: list[Any] = []
+    toolsets: list[Toolset] = []
     problems: list[str] = []
     for spec in args.targets:
         try:

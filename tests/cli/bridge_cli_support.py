@@ -90,6 +90,10 @@ class Daemon:
                     raise AssertionError(f"no log line {message!r}; got:\n" + "\n".join(self.lines))
                 self._changed.wait(remaining)
 
+    def send(self, sig: int) -> None:
+        """Send a signal without waiting."""
+        self.proc.send_signal(sig)
+
     def stop(self, sig: int, timeout: float = 15) -> int:
         """Send `sig` and wait for the process to exit; returns its exit code."""
         self.proc.send_signal(sig)

@@ -130,10 +130,10 @@ async def test_run_serves_a_session_and_drains_on_sigterm(
 async def test_run_follows_new_sessions_of_the_agent(
     api: Emulator, daemon: Callable[..., Daemon], tmp_path: Path
 ) -> None:
-    """With --agent, a session created after the daemon started is served; drift is warned about; SIGINT exits 0."""
+    """With --agent, new sessions are served and drift is warned about; a second SIGINT cancels a call and exits 130."""
     client, agent_id, env_id = make_agent(api, SAMPLE.replace(":toolset", ":only_add"))
     config = tmp_path / "bridge.toml"
-    config.write_text('[timeouts]\nagent_poll = 0.2\n[journal]\nbackend = "memory"\n')
+    config.write_text('[timeouts]\nagent_poll = 0.2\ndrain = 2\n[journal]\nbackend = "memory"\n')
     bridge = daemon(SAMPLE, "--agent", agent_id, "--config", str(config))
     drift = bridge.wait_for(f"agent {agent_id}'s tool definitions differ from what this bridge serves")
     assert drift["level"] == "warning"
@@ -143,7 +143,22 @@ async def test_run_follows_new_sessions_of_the_agent(
     say(client, session.id, "add 40 2")
     await api.control.wait_idle(session.id, "end_turn", timeout=10)
     assert last_message(api, session.id) == "42"
-    assert bridge.stop(signal.SIGINT) == 0
+
+    marker = tmp_path / "started"
+    say(client, session.id, f"slow 60 {marker}")
+    await api.control.wait_event(session.id, "agent.custom_tool_use", count=2, timeout=10)
+    deadline = time.monotonic() + 10
+    while not marker.exists():  # the tool creates it when it starts: a condition polled with a deadline
+        assert time.monotonic() < deadline, "the slow call never started"
+        await anyio.sleep(0.01)
+    bridge.send(signal.SIGINT)
+    bridge.wait_for("SIGINT received: draining")
+    started = time.monotonic()
+    assert bridge.stop(signal.SIGINT) == 130  # the second signal cancels the 60 s call instead of waiting for it
+    assert time.monotonic() - started < 5
+    await api.control.wait_idle(session.id, "end_turn", timeout=10)
+    assert last_message(api, session.id).startswith("error: ")  # the cancelled call was still answered
+    assert api.control.invariants(session.id).ok
 
 
 def test_run_exits_0_when_every_session_given_has_ended(cli: Any, api: Emulator) -> None:
