@@ -1,5 +1,6 @@
 """tool-bridge: serve local Python functions as custom tools to Claude Managed Agents."""
 
+from ._bridge import Bridge
 from ._content import CallResult, ContentBlock, ToolResult, document, image
 from ._context import ToolContext
 from ._errors import (
@@ -16,7 +17,9 @@ from ._errors import (
     ToolError,
     TransportError,
 )
+from ._limits import Limits, Timeouts
 from ._lint import LintIssue, LintReport
+from ._observe import BridgeStats, CallEvent, CallEventKind, Latency
 from ._options import ToolOptions, tool
 from ._sync import SyncResult, ToolChange, ToolDiff, create_agent, diff_tools, sync_agent
 from ._tool import Tool
@@ -25,7 +28,11 @@ from ._toolset import Toolset
 __all__ = [
     "APIAccessError",
     "AgentConflictError",
+    "Bridge",
     "BridgeError",
+    "BridgeStats",
+    "CallEvent",
+    "CallEventKind",
     "CallResult",
     "ConfigError",
     "ContentBlock",
@@ -33,11 +40,14 @@ __all__ = [
     "JournalError",
     "JournalLockedError",
     "JournalSchemaError",
+    "Latency",
+    "Limits",
     "LintIssue",
     "LintReport",
     "OperatorError",
     "SessionNotFoundError",
     "SyncResult",
+    "Timeouts",
     "Tool",
     "ToolChange",
     "ToolContext",
