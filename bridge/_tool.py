@@ -2,7 +2,8 @@
 
 `Tool.call` is the one path every call takes, in tests and in the runtime: validate the input, run the function
 (sync functions in a worker thread), shape the return value. It never raises for bad input or for the tool's own
-exceptions; those become `is_error` results. Cancellation always propagates.
+exceptions; those become `is_error` results. Cancellation always propagates, and it sets the context's cancel flag
+first: a sync tool's thread cannot be stopped, only abandoned, so the flag is how it learns to stop on its own.
 
 A tool may also be a context-manager factory (`@contextmanager` / `@asynccontextmanager`) that opens a resource and
 yields the function that uses it. Its schema is built from the yielded function when its toolset is opened
@@ -18,6 +19,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+import anyio
 import anyio.to_thread
 
 from ._budget import dumps
@@ -207,7 +209,8 @@ class Tool:
 
         Returns:
             The result to post. Bad input, `ToolError` and any other exception become `is_error` results (other
-            exceptions masked as "tool X failed (ref ...)", traceback logged). Cancellation propagates.
+            exceptions masked as "tool X failed (ref ...)", traceback logged). Cancellation propagates, after
+            setting the context's cancel flag.
         """
         budget = self._options.output_budget or DEFAULT_OUTPUT_BUDGET
         impl = self._current()
@@ -226,6 +229,9 @@ class Tool:
                 if inspect.isawaitable(value):
                     value = await value
             return shape_result(value, budget=budget)
+        except anyio.get_cancelled_exc_class():
+            ctx.cancel()  # an abandoned worker thread polling `ctx.cancelled` learns that nobody waits for it now
+            raise
         except InputError as exc:
             return error_text(str(exc), budget)
         except (ToolError, _SDKToolError) as exc:
