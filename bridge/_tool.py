@@ -16,6 +16,7 @@ import copy
 import functools
 import inspect
 import secrets
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -40,17 +41,24 @@ T = TypeVar("T")
 RunSync = Callable[[Callable[[], T]], Awaitable[T]]
 """How sync tool functions are run: given a no-argument callable, run it (in a thread) and return its result."""
 
-try:  # The SDK's own ToolError (from anthropic.lib.tools) is honoured too, so @beta_tool bodies port unchanged.
-    from anthropic.lib.tools import ToolError as _SDKToolError
-except ImportError:  # pragma: no cover - the SDK is a core dependency
-    _SDKToolError = ToolError  # type: ignore[misc,assignment]
+
+def _tool_errors() -> tuple[type[Exception], ...]:
+    """Our `ToolError`, and the SDK's (`anthropic.lib.tools.ToolError`) so `@beta_tool` bodies port unchanged.
+
+    The SDK is not imported for this (it takes about a second): a tool can only raise the SDK's class after
+    importing it, so when `anthropic.lib.tools` is not loaded, no such exception exists.
+    """
+    sdk = getattr(sys.modules.get("anthropic.lib.tools"), "ToolError", None)
+    if isinstance(sdk, type) and issubclass(sdk, Exception):
+        return (ToolError, sdk)
+    return (ToolError,)
 
 
 def _told(exc: Exception) -> str | None:
     """The text of an exception group made only of `ToolError`s (a tool's own task group), else None."""
     if not isinstance(exc, ExceptionGroup):
         return None
-    matched, rest = exc.split((ToolError, _SDKToolError))
+    matched, rest = exc.split(_tool_errors())
     if matched is None or rest is not None:
         return None
     messages: list[str] = []
@@ -234,7 +242,7 @@ class Tool:
             raise
         except InputError as exc:
             return error_text(str(exc), budget)
-        except (ToolError, _SDKToolError) as exc:
+        except _tool_errors() as exc:
             return error_text(str(exc), budget)
         except Exception as exc:
             told = _told(exc)
