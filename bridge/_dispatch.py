@@ -74,6 +74,7 @@ class _Call:
     wanted: bool | None = None  # False: nobody waits; None after an interrupt: the next idle decides
     handed: bool = False  # given to the poster
     closed: bool = False  # acked or dropped: nothing left to do
+    stop: str | None = None  # why it must not start (shutdown), when cancelled before it had a ticket
 
 
 @dataclass
@@ -203,22 +204,32 @@ class Dispatcher:
         tool = self._toolset.get(name) if name in self._toolset else None
         if tool is None and self._options.unknown_tools == "leave":
             return  # another client serves it
-        thread_id = event.session_thread_id
-        new = await self._journal.receive(self.session_id, use_id, name, tool_input, thread_id=thread_id)
-        record = None if new else await self._journal.get(self.session_id, use_id)
-        call = _Call(use_id, name, dict(tool_input), thread_id, getattr(event, "processed_at", None))
+        call = _Call(use_id, name, dict(tool_input), event.session_thread_id, getattr(event, "processed_at", None))
+        call.interrupted = use_id in plan.interrupted
         self._calls[use_id] = call
-        extra = {"input": tool_input} if self._options.log_inputs else {}
-        logger.debug("call %s received", name, extra=log_extra(self.session_id, use_id, name, **extra))
-        self._emit(call, CallEventKind.RECEIVED, detail=None if new else f"recovered ({record and record.state})")
-        if record is not None and record.state.finished:
+        # The journal write and the rest happen in the call's own task: the stream reader never waits on storage,
+        # and a burst of calls reaches the journal together (the SQLite journal commits them as one group).
+        self._spawn(lambda: self._admit(call, tool))
+
+    async def _admit(self, call: _Call, tool: Tool | None) -> None:
+        """Journal a new call, then run it, or resume it from what the journal knows (recovery)."""
+        use_id = call.tool_use_id
+        new = await self._journal.receive(self.session_id, use_id, call.tool, call.input, thread_id=call.thread_id)
+        record = None if new else await self._journal.get(self.session_id, use_id)
+        extra = {"input": call.input} if self._options.log_inputs else {}
+        logger.debug("call %s received", call.tool, extra=log_extra(self.session_id, use_id, call.tool, **extra))
+        self._emit(call, CallEventKind.RECEIVED, detail=None if record is None else f"recovered ({record.state})")
+        if call.closed:  # answered by someone else meanwhile
+            await self._journal.abandon(self.session_id, [use_id])
+        elif record is not None and record.state.finished:
             self._close(call)
-        elif use_id in plan.interrupted:
-            call.interrupted = True
-            await self._finish(call, CallResult.error("The call was interrupted before it started; it did not run."))
+        elif call.interrupted or call.wanted is False or call.stop is not None:
+            reason = call.stop or ("interrupted" if call.interrupted else "no longer awaited")
+            text = f"The call was cancelled before it started ({reason}); it did not run."
+            await self._finish(call, CallResult.error(text))
         elif tool is None:
             available = ", ".join(self._toolset.names()) or "none"
-            text = f"Unknown tool {name!r}: this bridge serves {available}."
+            text = f"Unknown tool {call.tool!r}: this bridge serves {available}."
             await self._finish(call, CallResult.error(text), CallEventKind.FAILED)
         elif record is not None and record.result is not None and record.state.has_result:
             call.result = record.result
@@ -226,14 +237,14 @@ class Dispatcher:
         elif record is not None and record.state is CallState.STARTED:
             if tool.options.idempotent or tool.options.read_only:
                 await self._journal.requeue(self.session_id, use_id)
-                self._schedule(call, tool)
+                await self._run(call, tool)
             else:
                 await self._finish(call, CallResult.error(IN_DOUBT_TEXT), CallEventKind.FAILED, in_doubt=True)
         else:
-            self._schedule(call, tool)
+            await self._run(call, tool)
 
     async def _on_echo(self, use_id: str, echo_id: str) -> None:
-        await self._journal.mark_acked(self.session_id, use_id, echo_id)
+        self._spawn(lambda: self._ack(use_id, echo_id))
         call = self._calls.get(use_id)
         if call is None:
             return
@@ -286,12 +297,17 @@ class Dispatcher:
         await self._journal.abandon(self.session_id)
         self._on_end(reason)
 
+    async def _ack(self, use_id: str, echo_id: str) -> None:
+        await self._journal.mark_acked(self.session_id, use_id, echo_id)
+
     def cancel_running(self, reason: str) -> int:
         """Cancel every queued or running call (shutdown); their answers still go out. Returns how many."""
-        tickets = [c.ticket for c in self._calls.values() if c.result is None and c.ticket is not None]
-        for ticket in tickets:
-            ticket.cancel(reason)
-        return len(tickets)
+        pending = [c for c in self._calls.values() if c.result is None and not c.closed]
+        for call in pending:
+            call.stop = reason
+            if call.ticket is not None:
+                call.ticket.cancel(reason)
+        return len(pending)
 
     async def _recover_leftovers(self, plan: _Plan) -> None:
         """After the first (complete) history read: settle journaled calls the history says are done or gone."""
@@ -315,12 +331,12 @@ class Dispatcher:
 
     # -- running ---------------------------------------------------------------------------------------------------
 
-    def _schedule(self, call: _Call, tool: Tool) -> None:
+    def _ticket(self, call: _Call, tool: Tool) -> Ticket:
         options = tool.options
         key_field = options.concurrency_key
         key = str(call.input.get(key_field)) if key_field is not None and key_field in call.input else None
         timeout = self._toolset.timeout_for(tool.name)
-        call.ticket = Ticket(
+        return Ticket(
             self.session_id,
             call.tool_use_id,
             tool.name,
@@ -330,11 +346,11 @@ class Dispatcher:
             key_limit=options.max_concurrency if key is not None else None,
             timeout=timeout if timeout is not None else self._options.default_timeout,
         )
-        self._spawn(lambda: self._run(call, tool))
 
     async def _run(self, call: _Call, tool: Tool) -> None:
-        ticket = call.ticket
-        assert ticket is not None
+        ticket = call.ticket = self._ticket(call, tool)
+        if call.interrupted or call.wanted is False or call.stop is not None:  # cancelled while being admitted
+            ticket.cancel(call.stop or ("interrupted" if call.interrupted else "no longer awaited"))
         context = ToolContext(
             session_id=self.session_id,
             tool_use_id=call.tool_use_id,
