@@ -412,6 +412,15 @@ class Dispatcher:
         await self._journal.complete(self.session_id, call.tool_use_id, stored)
         call.result = stored
         detail = result.text[:200] if result.is_error else None
+        level = logging.WARNING if kind in (CallEventKind.TIMED_OUT, CallEventKind.FAILED) else logging.DEBUG
+        logger.log(
+            level,
+            "call %s %s%s",
+            call.tool,
+            kind.value,
+            f" in {duration:.3f}s" if duration is not None else "",
+            extra=log_extra(self.session_id, call.tool_use_id, call.tool, outcome=kind.value, duration=duration),
+        )
         self._emit(call, kind, duration=duration, is_error=result.is_error, detail=detail)
         await self._deliver(call)
 

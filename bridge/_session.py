@@ -138,7 +138,9 @@ class SessionRunner:
 
     async def _serve(self) -> None:
         if not await self._load_session():
+            logger.info("session already ended; nothing to serve", extra=log_extra(self.session_id))
             return
+        logger.info("serving session", extra=log_extra(self.session_id))
         async with anyio.create_task_group() as tg:
             self._tg = tg
             tg.start_soon(self.poster.run)
@@ -149,6 +151,8 @@ class SessionRunner:
                     await self._drain(self._drain_deadline)
                 calls.cancel_scope.cancel()
             tg.cancel_scope.cancel()
+        reason = self.dispatcher.ended or "stopped by the bridge"
+        logger.info("stopped serving: %s", reason, extra=log_extra(self.session_id))
 
     async def _load_session(self) -> bool:
         """Read the session once: its metadata feeds ToolContext; a terminated session is not served."""
