@@ -168,11 +168,11 @@ class Dispatcher:
         for event in batch:
             if self.ended:
                 break
-            await self._apply(event, plan)
+            await self._apply(event, plan, live)
         if not live:
             await self._recover_leftovers(plan)
 
-    async def _apply(self, event: Event, plan: _Plan) -> None:
+    async def _apply(self, event: Event, plan: _Plan, live: bool) -> None:
         kind = event.type
         if kind == "agent.custom_tool_use":
             await self._on_tool_use(event, plan)
@@ -188,8 +188,8 @@ class Dispatcher:
             await self._on_thread_ended(event.session_thread_id)
         elif kind in ("session.status_terminated", "session.deleted"):
             await self.end("session terminated" if kind == "session.status_terminated" else "session deleted")
-        elif kind == "session.updated" and getattr(event, "metadata", None) is not None:
-            self.metadata = dict(event.metadata)
+        elif kind == "session.updated" and live and getattr(event, "metadata", None) is not None:
+            self.metadata = dict(event.metadata)  # (the backfill's updates are older than the session just read)
 
     async def _on_tool_use(self, event: Event, plan: _Plan) -> None:
         use_id: str = event.id
@@ -412,7 +412,7 @@ class Dispatcher:
         await self._journal.complete(self.session_id, call.tool_use_id, stored)
         call.result = stored
         detail = result.text[:200] if result.is_error else None
-        level = logging.WARNING if kind in (CallEventKind.TIMED_OUT, CallEventKind.FAILED) else logging.DEBUG
+        level = {CallEventKind.TIMED_OUT: logging.WARNING, CallEventKind.FAILED: logging.INFO}.get(kind, logging.DEBUG)
         logger.log(
             level,
             "call %s %s%s",

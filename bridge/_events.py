@@ -213,7 +213,8 @@ class Intake:
         for event in batch:
             self._note(event)
         if batch or backfill:
-            await self._handler(batch, not backfill)
+            with anyio.CancelScope(shield=True):
+                await self._handler(batch, not backfill)
 
     async def _pump(self, stream: AsyncStream[Any]) -> None:
         frames = sse_frames(stream.response)
@@ -241,7 +242,8 @@ class Intake:
                 if not self._is_new(event):
                     continue
                 self._note(event)
-                await self._handler([event], True)
+                with anyio.CancelScope(shield=True):  # `stop()` never cuts an event's handling in half
+                    await self._handler([event], True)
         finally:
             with anyio.CancelScope(shield=True):
                 await frames.aclose()
