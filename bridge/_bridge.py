@@ -21,7 +21,9 @@ from types import TracebackType
 from typing import Any, Literal
 
 import anyio
-from anthropic import AsyncAnthropic
+import httpx2
+from anthropic import AsyncAnthropic, DefaultAsyncHttpxClient
+from anthropic._base_client import AsyncHttpxClientWrapper
 from anyio.abc import TaskGroup
 
 from ._api import Failure, backoff, classify, describe, mapped
@@ -59,6 +61,12 @@ class Bridge:
             pending for another client that serves it.
         log_inputs: Include tool inputs in debug log records (off by default: inputs may hold personal data).
         on_call: Called with every `CallEvent` (started, finished, failed, timed out, cancelled, ...).
+        stream_client: The client that opens the sessions' event streams. Each stream holds one connection for as
+            long as its session is served, so by default the bridge gives streams a copy of `client` with a
+            connection pool of their own: hundreds of streams then neither use up the pool that result posts need
+            nor slow each request down (the pool scans its connections on every request). When `client` was built
+            with a custom `http_client` (proxies, certificates), that client is used for streams too, and each
+            served session holds one of its connections; pass a second client here to keep them apart.
     """
 
     def __init__(
@@ -73,8 +81,10 @@ class Bridge:
         unknown_tools: Literal["answer", "leave"] = "answer",
         log_inputs: bool = False,
         on_call: CallListener | None = None,
+        stream_client: AsyncAnthropic | None = None,
     ) -> None:
         self.client = client
+        self._stream_client = stream_client
         self.toolset = tools if isinstance(tools, Toolset) else Toolset.coerce(tools)
         self.limits = limits or Limits()
         self.timeouts = timeouts or Timeouts()
@@ -108,14 +118,21 @@ class Bridge:
             if not self.toolset.is_open:
                 await stack.enter_async_context(self.toolset)
             await stack.enter_async_context(self._scheduler)
+            stream_client = self._stream_client
+            if stream_client is None:
+                stream_client = _stream_copy(self.client)
+                if stream_client is not self.client:
+                    stack.push_async_callback(stream_client.close)
             self._tg = await stack.enter_async_context(anyio.create_task_group())
             self._services = Services(
                 client=self.client,
+                stream_client=stream_client,
                 send_events=self.client.with_options(max_retries=0).beta.sessions.events,
                 toolset=self.toolset,
                 scheduler=self._scheduler,
                 journal=self.journal,
                 observer=self._observer,
+                requests=anyio.CapacityLimiter(self.limits.max_requests),
                 limits=self.limits,
                 timeouts=self.timeouts,
                 options=self._options,
@@ -282,7 +299,8 @@ class Bridge:
                     for event in found:
                         if [b.text for b in event.content or () if b.type == "text"] == [text]:
                             return str(event.id)
-                sent = await self._services.send_events.send(session_id, events=[message])  # type: ignore[list-item]
+                async with self._services.requests:
+                    sent = await self._services.send_events.send(session_id, events=[message])  # type: ignore[list-item]
                 data = sent.data or []
                 return str(data[0].id) if data else None
             except Exception as exc:
@@ -323,6 +341,15 @@ class Bridge:
         self._observer.emit(
             CallEvent(CallEventKind.RELEASED, ticket.session_id, ticket.tool_use_id, ticket.tool, ticket.thread_id)
         )
+
+
+def _stream_copy(client: AsyncAnthropic) -> AsyncAnthropic:
+    """`client` with a connection pool of its own for event streams, unless it uses a custom `http_client`."""
+    if type(getattr(client, "_client", None)) is not AsyncHttpxClientWrapper:
+        logger.info("the client has a custom http_client: event streams share its connection pool")
+        return client
+    pool = httpx2.Limits(max_connections=None, max_keepalive_connections=0)
+    return client.with_options(http_client=DefaultAsyncHttpxClient(limits=pool, timeout=client.timeout))
 
 
 def _turn_over(event: Event, seen_mine: bool) -> bool:

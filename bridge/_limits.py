@@ -44,12 +44,16 @@ class Limits:
             an `is_error` "overloaded" result instead of being queued, so memory stays bounded and the stream reader
             never blocks.
         max_batch: Most results posted in one `events.send` request.
+        max_requests: API requests (result posts, history reads, session lookups) in flight at once across the bridge;
+            event streams are not counted. It keeps the HTTP connection pool small: httpx checks every pooled
+            connection on each request, so hundreds of idle connections slow every request down.
     """
 
     max_concurrency: int = 256
     per_session: int | None = 64
     max_queued: int = 10_000
     max_batch: int = 100
+    max_requests: int = 64
 
     def __post_init__(self) -> None:
         problems = [
@@ -59,6 +63,7 @@ class Limits:
                 ("per_session", self.per_session if self.per_session is not None else 1),
                 ("max_queued", self.max_queued),
                 ("max_batch", self.max_batch),
+                ("max_requests", self.max_requests),
             )
             if not isinstance(value, int) or isinstance(value, bool) or value < 1
         ]

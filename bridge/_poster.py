@@ -62,6 +62,7 @@ class Poster:
 
     Args:
         session_id: The session.
+        requests: The bridge-wide limiter of API requests in flight.
         send_events: `events` resource of a client with `max_retries=0` (retries are ours).
         history: `events` resource of an ordinary client, for the history checks.
         journal: Where posts and acks are recorded.
@@ -82,6 +83,7 @@ class Poster:
         timeouts: Timeouts,
         wanted: Callable[[Outgoing], bool],
         on_drop: Callable[[Outgoing, str], Awaitable[None]],
+        requests: anyio.CapacityLimiter | None = None,
     ) -> None:
         self.session_id = session_id
         self._send_events = send_events
@@ -92,6 +94,7 @@ class Poster:
         self._timeouts = timeouts
         self._wanted = wanted
         self._on_drop = on_drop
+        self._requests = requests or anyio.CapacityLimiter(limits.max_requests)
         self._pending: dict[str, Outgoing] = {}
         self._in_flight: dict[str, Outgoing] = {}
         self._wake = anyio.Event()
@@ -174,9 +177,10 @@ class Poster:
                     batch = await self._skip_landed(batch)
                     if not batch:
                         return
-                await self._send_events.send(
-                    self.session_id, events=[item.event() for item in batch], timeout=self._timeouts.request
-                )
+                async with self._requests:
+                    await self._send_events.send(
+                        self.session_id, events=[item.event() for item in batch], timeout=self._timeouts.request
+                    )
             except Exception as exc:
                 kind = classify(exc)
                 if kind is None:
@@ -227,10 +231,11 @@ class Poster:
         }
         if since is not None:
             params["created_at_gte"] = since
-        async for event in self._history.list(self.session_id, **params):
-            use_id = getattr(event, "custom_tool_use_id", None)
-            if use_id in ids:
-                landed[use_id] = event.id
+        async with self._requests:
+            async for event in self._history.list(self.session_id, **params):
+                use_id = getattr(event, "custom_tool_use_id", None)
+                if use_id in ids:
+                    landed[use_id] = event.id
         rest = []
         for item in batch:
             if item.tool_use_id in landed:

@@ -49,11 +49,13 @@ class Services:
     """Everything a session runner borrows from its bridge."""
 
     client: AsyncAnthropic
+    stream_client: AsyncAnthropic  # one long-lived connection per session, in a pool of its own
     send_events: AsyncEvents  # no SDK retries: the poster decides what may be re-sent
     toolset: Toolset
     scheduler: Scheduler
     journal: Journal
     observer: Observer
+    requests: anyio.CapacityLimiter  # API requests in flight across the bridge (Limits.max_requests)
     limits: Limits
     timeouts: Timeouts
     options: ServeOptions
@@ -84,6 +86,7 @@ class SessionRunner:
             timeouts=services.timeouts,
             wanted=lambda item: self.dispatcher.wants(item),
             on_drop=lambda item, reason: self.dispatcher.dropped_by_poster(item, reason),
+            requests=services.requests,
         )
         self.dispatcher = Dispatcher(
             session_id,
@@ -99,9 +102,11 @@ class SessionRunner:
         self.intake = Intake(
             session_id,
             events=services.client.beta.sessions.events,
+            stream_events=services.stream_client.beta.sessions.events,
             handler=self._handle,
             timeouts=services.timeouts,
             observer=services.observer,
+            requests=services.requests,
         )
 
     def __repr__(self) -> str:
@@ -160,7 +165,8 @@ class SessionRunner:
         attempt = 0
         while True:
             try:
-                session = await sessions.retrieve(self.session_id, timeout=self._services.timeouts.request)
+                async with self._services.requests:
+                    session = await sessions.retrieve(self.session_id, timeout=self._services.timeouts.request)
                 break
             except Exception as exc:
                 kind = classify(exc)
