@@ -359,6 +359,7 @@ class Dispatcher:
             metadata=MappingProxyType(dict(self.metadata)),
             logger=tool_logger,
             cancel_event=ticket.cancel_event,
+            on_progress=self._progress_logger(call),
         )
 
         async def start() -> bool:
@@ -377,6 +378,16 @@ class Dispatcher:
             return
         result, kind, in_doubt = self._answer_for(call, tool, outcome)
         await self._finish(call, result, kind, duration=outcome.duration, in_doubt=in_doubt)
+
+    def _progress_logger(self, call: _Call) -> Callable[[str, float | None], None]:
+        """`ctx.progress(...)` becomes a debug log record (it may come from a worker thread; logging is thread-safe)."""
+        extra = log_extra(self.session_id, call.tool_use_id, call.tool)
+
+        def report(message: str, fraction: float | None) -> None:
+            done = f" ({fraction:.0%})" if fraction is not None else ""
+            tool_logger.debug("progress: %s%s", message, done, extra={**extra, "fraction": fraction})
+
+        return report
 
     def _answer_for(
         self, call: _Call, tool: Tool, outcome: Outcome[CallResult]
