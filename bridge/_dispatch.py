@@ -10,9 +10,8 @@ its scope (the whole session or one thread), but whether the session still wants
 next idle. So the result of an interrupted call is *parked* and posted only if that idle lists the call, dropped
 otherwise. Posting it blindly would leave a late result in a turn that has moved on.
 
-A batch from history is planned before it is applied: the calls answered, interrupted or ended later in the same
-batch are never started, because applying the batch event by event would start a tool (a side effect!) only to learn
-two events later that nobody waits for it.
+A batch from history is planned before it is applied (`_plan.py`), so a call answered, interrupted or ended later in
+the same batch is never started.
 
 Recovery (after a restart, from the journal) happens on the first history read, which is complete: a call the
 journal knows is resumed from its state: received -> run; started -> run again only if the tool is idempotent or
@@ -23,8 +22,8 @@ stored result, never recomputed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal
@@ -32,6 +31,7 @@ from typing import Any, Literal
 from ._content import CallResult
 from ._context import ToolContext
 from ._observe import CallEvent, CallEventKind, Observer, log_extra
+from ._plan import Plan, blocked_on
 from ._poster import Outgoing, Poster
 from ._scheduler import Outcome, OutcomeKind, Scheduler, Ticket
 from ._tool import Tool
@@ -77,55 +77,6 @@ class _Call:
     stop: str | None = None  # why it must not start (shutdown), when cancelled before it had a ticket
 
 
-@dataclass
-class _Plan:
-    """What the end of a batch says about each tool use in it."""
-
-    answered: dict[str, str] = field(default_factory=dict)  # tool_use_id -> echo event id
-    gone: set[str] = field(default_factory=set)
-    interrupted: set[str] = field(default_factory=set)
-
-    @classmethod
-    def of(cls, batch: Iterable[Event]) -> _Plan:
-        plan = cls()
-        open_calls: dict[str, str | None] = {}
-        for event in batch:
-            kind = event.type
-            if kind == "agent.custom_tool_use":
-                open_calls[event.id] = event.session_thread_id
-            elif kind == "user.custom_tool_result":
-                plan.answered[event.custom_tool_use_id] = event.id
-                open_calls.pop(event.custom_tool_use_id, None)
-            elif kind == "user.interrupt":
-                scope = event.session_thread_id
-                plan.interrupted.update(i for i, t in open_calls.items() if scope is None or t == scope)
-            elif kind in ("session.status_idle", "session.thread_status_idle"):
-                scope = event.session_thread_id if kind == "session.thread_status_idle" else None
-                waits = set(_blocked_on(event))
-                for call_id, thread in list(open_calls.items()):
-                    if call_id in waits:
-                        plan.interrupted.discard(call_id)
-                    elif call_id in plan.interrupted and (scope is None or thread == scope):
-                        plan.gone.add(call_id)
-                        del open_calls[call_id]
-            elif kind == "session.thread_status_terminated":
-                for call_id in [i for i, t in open_calls.items() if t == event.session_thread_id]:
-                    plan.gone.add(call_id)
-                    del open_calls[call_id]
-            elif kind in ("session.status_terminated", "session.deleted"):
-                plan.gone.update(open_calls)
-                open_calls.clear()
-        plan.interrupted &= open_calls.keys()
-        return plan
-
-
-def _blocked_on(idle: Event) -> list[str]:
-    reason = getattr(idle, "stop_reason", None)
-    if getattr(reason, "type", None) != "requires_action":
-        return []
-    return list(getattr(reason, "event_ids", None) or [])
-
-
 class Dispatcher:
     """Turns one session's events into calls, runs them through the scheduler and hands results to the poster."""
 
@@ -164,7 +115,7 @@ class Dispatcher:
 
     async def handle(self, batch: list[Event], live: bool) -> None:
         """Apply a batch of new events in order (the intake's handler)."""
-        plan = _Plan.of(batch)
+        plan = Plan.of(batch)
         for event in batch:
             if self.ended:
                 break
@@ -172,7 +123,7 @@ class Dispatcher:
         if not live:
             await self._recover_leftovers(plan)
 
-    async def _apply(self, event: Event, plan: _Plan, live: bool) -> None:
+    async def _apply(self, event: Event, plan: Plan, live: bool) -> None:
         kind = event.type
         if kind == "agent.custom_tool_use":
             await self._on_tool_use(event, plan)
@@ -191,7 +142,7 @@ class Dispatcher:
         elif kind == "session.updated" and live and getattr(event, "metadata", None) is not None:
             self.metadata = dict(event.metadata)  # (the backfill's updates are older than the session just read)
 
-    async def _on_tool_use(self, event: Event, plan: _Plan) -> None:
+    async def _on_tool_use(self, event: Event, plan: Plan) -> None:
         use_id: str = event.id
         if use_id in self._calls or use_id in self._closed_ids:
             return
@@ -268,7 +219,7 @@ class Dispatcher:
                 call.ticket.cancel("interrupted")
 
     async def _on_idle(self, event: Event, thread_id: str | None) -> None:
-        waits = set(_blocked_on(event))
+        waits = set(blocked_on(event))
         for call in list(self._calls.values()):
             if call.closed or not call.interrupted or call.wanted is not None:
                 continue
@@ -309,7 +260,7 @@ class Dispatcher:
                 call.ticket.cancel(reason)
         return len(pending)
 
-    async def _recover_leftovers(self, plan: _Plan) -> None:
+    async def _recover_leftovers(self, plan: Plan) -> None:
         """After the first (complete) history read: settle journaled calls the history says are done or gone."""
         for record in await self._journal.unfinished(self.session_id):
             if record.tool_use_id in self._calls:
