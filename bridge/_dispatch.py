@@ -22,6 +22,7 @@ stored result, never recomputed.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,6 +46,8 @@ tool_logger = logging.getLogger("bridge.tools")
 
 Event = Any
 Spawn = Callable[[Callable[[], Awaitable[None]]], None]
+
+_REMEMBER_CLOSED = 50_000
 
 IN_DOUBT_TEXT = (
     "The bridge stopped while running this tool, so its outcome is unknown. It was NOT retried, to avoid a duplicate "
@@ -105,7 +108,7 @@ class Dispatcher:
         self._spawn = spawn
         self._on_end = on_end
         self._calls: dict[str, _Call] = {}
-        self._closed_ids: set[str] = set()
+        self._closed_ids: OrderedDict[str, None] = OrderedDict()  # recent finished calls, to ignore re-deliveries
         self._dead_threads: set[str] = set()
 
     def __repr__(self) -> str:
@@ -432,7 +435,9 @@ class Dispatcher:
     def _close(self, call: _Call) -> None:
         call.closed = True
         self._calls.pop(call.tool_use_id, None)
-        self._closed_ids.add(call.tool_use_id)
+        self._closed_ids[call.tool_use_id] = None
+        if len(self._closed_ids) > _REMEMBER_CLOSED:
+            self._closed_ids.popitem(last=False)  # older ones are deduplicated by the journal (receive -> acked)
 
     def _emit(
         self,
