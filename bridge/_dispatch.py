@@ -222,10 +222,11 @@ class Dispatcher:
                 call.ticket.cancel("interrupted")
 
     async def _on_idle(self, event: Event, thread_id: str | None) -> None:
+        undecided = [c for c in self._calls.values() if c.interrupted and c.wanted is None and not c.closed]
+        if not undecided:
+            return
         waits = set(blocked_on(event))
-        for call in list(self._calls.values()):
-            if call.closed or not call.interrupted or call.wanted is not None:
-                continue
+        for call in undecided:
             if call.tool_use_id in waits:
                 call.wanted = True
             elif thread_id is None or call.thread_id == thread_id:

@@ -50,7 +50,7 @@ class Plan:
             elif kind == "user.interrupt":
                 scope = event.session_thread_id
                 plan.interrupted.update(i for i, t in open_calls.items() if scope is None or t == scope)
-            elif kind in ("session.status_idle", "session.thread_status_idle"):
+            elif kind in ("session.status_idle", "session.thread_status_idle") and plan.interrupted:
                 scope = event.session_thread_id if kind == "session.thread_status_idle" else None
                 waits = set(blocked_on(event))
                 for call_id, thread in list(open_calls.items()):

@@ -34,6 +34,9 @@ __all__ = ["Outgoing", "Poster"]
 
 logger = logging.getLogger("bridge.poster")
 
+PIPELINE = 4
+"""Posts of one session in flight at once."""
+
 
 @dataclass(eq=False)
 class Outgoing:
@@ -140,22 +143,34 @@ class Poster:
             self._empty.set()
 
     async def run(self) -> None:
-        """Post until cancelled. Raises `APIAccessError` / `SessionNotFoundError` when the API refuses the session."""
-        while True:
-            if not self._pending:
-                self._check_empty()
-                await self._wake.wait()
-                self._wake = anyio.Event()
-                continue
-            batch = list(self._pending.values())[: self._limits.max_batch]
-            for item in batch:
-                del self._pending[item.tool_use_id]
-                self._in_flight[item.tool_use_id] = item
-            try:
-                await self._post(batch, split=len(batch) > 1)
-            finally:
+        """Post until cancelled. Raises `APIAccessError` / `SessionNotFoundError` when the API refuses the session.
+
+        Up to `PIPELINE` posts of one session are in flight at once: a result that becomes ready while a post is on
+        the wire leaves at once instead of waiting a round trip for it; once all are busy, results wait and batch.
+        """
+        slots = anyio.Semaphore(PIPELINE)
+        async with anyio.create_task_group() as tg:
+            while True:
+                if not self._pending:
+                    self._check_empty()
+                    await self._wake.wait()
+                    self._wake = anyio.Event()
+                    continue
+                await slots.acquire()
+                batch = list(self._pending.values())[: self._limits.max_batch]
                 for item in batch:
-                    self._in_flight.pop(item.tool_use_id, None)
+                    del self._pending[item.tool_use_id]
+                    self._in_flight[item.tool_use_id] = item
+                tg.start_soon(self._post_batch, batch, slots)
+
+    async def _post_batch(self, batch: list[Outgoing], slots: anyio.Semaphore) -> None:
+        try:
+            await self._post(batch, split=len(batch) > 1)
+        finally:
+            for item in batch:
+                self._in_flight.pop(item.tool_use_id, None)
+            slots.release()
+            self._check_empty()
 
     async def _post(self, batch: list[Outgoing], *, split: bool) -> None:
         attempt = 0
