@@ -21,9 +21,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 import anyio
-import httpx2
-from anthropic import AsyncAnthropic, DefaultAsyncHttpxClient
-from anthropic._base_client import AsyncHttpxClientWrapper
+from anthropic import AsyncAnthropic
 from anyio.abc import TaskGroup
 
 from ._api import Failure, backoff, classify, describe, mapped
@@ -31,6 +29,7 @@ from ._dispatch import ServeOptions
 from ._events import Event
 from ._limits import Limits, Timeouts
 from ._observe import BridgeStats, CallListener, Latency, Observer
+from ._pools import StreamPools
 from ._scheduler import Scheduler
 from ._session import Services, SessionRunner
 from ._sessions import follow_agent
@@ -62,11 +61,11 @@ class Bridge:
         log_inputs: Include tool inputs in debug log records (off by default: inputs may hold personal data).
         on_call: Called with every `CallEvent` (started, finished, failed, timed out, cancelled, ...).
         stream_client: The client that opens the sessions' event streams. Each stream holds one connection for as
-            long as its session is served, so by default the bridge gives streams a copy of `client` with a
-            connection pool of their own: hundreds of streams then neither use up the pool that result posts need
-            nor slow each request down (the pool scans its connections on every request). When `client` was built
-            with a custom `http_client` (proxies, certificates), that client is used for streams too, and each
-            served session holds one of its connections; pass a second client here to keep them apart.
+            long as its session is served, so by default the bridge opens streams on copies of `client` with small
+            connection pools of their own: hundreds of streams then neither use up the pool that result posts need
+            nor slow each request down (httpx scans its pool on every request). A client whose `http_client` is not
+            the SDK's default class (a custom transport) cannot be copied faithfully, so its streams share its
+            pool; pass a second client here to keep them apart.
     """
 
     def __init__(
@@ -118,15 +117,12 @@ class Bridge:
             if not self.toolset.is_open:
                 await stack.enter_async_context(self.toolset)
             await stack.enter_async_context(self._scheduler)
-            stream_client = self._stream_client
-            if stream_client is None:
-                stream_client = _stream_copy(self.client)
-                if stream_client is not self.client:
-                    stack.push_async_callback(stream_client.close)
+            streams = StreamPools(self.client, self._stream_client)
+            stack.push_async_callback(streams.aclose)
             self._tg = await stack.enter_async_context(anyio.create_task_group())
             self._services = Services(
                 client=self.client,
-                stream_client=stream_client,
+                streams=streams,
                 send_events=self.client.with_options(max_retries=0).beta.sessions.events,
                 toolset=self.toolset,
                 scheduler=self._scheduler,
@@ -341,15 +337,6 @@ class Bridge:
         self._observer.emit(
             CallEvent(CallEventKind.RELEASED, ticket.session_id, ticket.tool_use_id, ticket.tool, ticket.thread_id)
         )
-
-
-def _stream_copy(client: AsyncAnthropic) -> AsyncAnthropic:
-    """`client` with a connection pool of its own for event streams, unless it uses a custom `http_client`."""
-    if type(getattr(client, "_client", None)) is not AsyncHttpxClientWrapper:
-        logger.info("the client has a custom http_client: event streams share its connection pool")
-        return client
-    pool = httpx2.Limits(max_connections=None, max_keepalive_connections=0)
-    return client.with_options(http_client=DefaultAsyncHttpxClient(limits=pool, timeout=client.timeout))
 
 
 def _turn_over(event: Event, seen_mine: bool) -> bool:

@@ -154,7 +154,7 @@ class Intake:
     ) -> None:
         self.session_id = session_id
         self._events = events
-        self._stream_events = stream_events or events
+        self.stream_events = stream_events or events
         self._handler = handler
         self._timeouts = timeouts
         self._observer = observer
@@ -180,7 +180,7 @@ class Intake:
             while not self._stopped:
                 progressed = False
                 try:
-                    stream = await self._stream_events.stream(self.session_id)
+                    stream = await self.stream_events.stream(self.session_id)
                     async with stream:
                         await self._catch_up(backfill=first)
                         first = False

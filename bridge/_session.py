@@ -34,6 +34,7 @@ from ._errors import OperatorError
 from ._events import Event, Intake
 from ._limits import Limits, Timeouts
 from ._observe import Observer, log_extra
+from ._pools import StreamPools
 from ._poster import Poster
 from ._scheduler import Scheduler
 from ._toolset import Toolset
@@ -49,7 +50,7 @@ class Services:
     """Everything a session runner borrows from its bridge."""
 
     client: AsyncAnthropic
-    stream_client: AsyncAnthropic  # one long-lived connection per session, in a pool of its own
+    streams: StreamPools  # where each session's long-lived stream connection comes from
     send_events: AsyncEvents  # no SDK retries: the poster decides what may be re-sent
     toolset: Toolset
     scheduler: Scheduler
@@ -102,7 +103,6 @@ class SessionRunner:
         self.intake = Intake(
             session_id,
             events=services.client.beta.sessions.events,
-            stream_events=services.stream_client.beta.sessions.events,
             handler=self._handle,
             timeouts=services.timeouts,
             observer=services.observer,
@@ -120,6 +120,8 @@ class SessionRunner:
 
     async def run(self) -> None:
         """Serve the session; never raises an `Exception` (see `error`)."""
+        stream_client = self._services.streams.acquire()
+        self.intake.stream_events = stream_client.beta.sessions.events
         try:
             await self._serve()
         except* Exception as group:
@@ -129,6 +131,7 @@ class SessionRunner:
                 "stopped serving: %s", error, exc_info=None if operator else error, extra=log_extra(self.session_id)
             )
         finally:
+            self._services.streams.release(stream_client)
             self.done.set()
             for watcher in self._watchers:
                 watcher.close()
