@@ -29,6 +29,7 @@ from ._dispatch import ServeOptions
 from ._events import Event
 from ._limits import Limits, Timeouts
 from ._observe import BridgeStats, CallListener, Latency, Observer
+from ._pools import StreamPools
 from ._scheduler import Scheduler
 from ._session import Services, SessionRunner
 from ._sessions import follow_agent
@@ -59,6 +60,12 @@ class Bridge:
             pending for another client that serves it.
         log_inputs: Include tool inputs in debug log records (off by default: inputs may hold personal data).
         on_call: Called with every `CallEvent` (started, finished, failed, timed out, cancelled, ...).
+        stream_client: The client that opens the sessions' event streams. Each stream holds one connection for as
+            long as its session is served, so by default the bridge opens streams on copies of `client` with small
+            connection pools of their own: hundreds of streams then neither use up the pool that result posts need
+            nor slow each request down (httpx scans its pool on every request). A client whose `http_client` is not
+            the SDK's default class (a custom transport) cannot be copied faithfully, so its streams share its
+            pool; pass a second client here to keep them apart.
     """
 
     def __init__(
@@ -73,8 +80,10 @@ class Bridge:
         unknown_tools: Literal["answer", "leave"] = "answer",
         log_inputs: bool = False,
         on_call: CallListener | None = None,
+        stream_client: AsyncAnthropic | None = None,
     ) -> None:
         self.client = client
+        self._stream_client = stream_client
         self.toolset = tools if isinstance(tools, Toolset) else Toolset.coerce(tools)
         self.limits = limits or Limits()
         self.timeouts = timeouts or Timeouts()
@@ -108,14 +117,18 @@ class Bridge:
             if not self.toolset.is_open:
                 await stack.enter_async_context(self.toolset)
             await stack.enter_async_context(self._scheduler)
+            streams = StreamPools(self.client, self._stream_client)
+            stack.push_async_callback(streams.aclose)
             self._tg = await stack.enter_async_context(anyio.create_task_group())
             self._services = Services(
                 client=self.client,
+                streams=streams,
                 send_events=self.client.with_options(max_retries=0).beta.sessions.events,
                 toolset=self.toolset,
                 scheduler=self._scheduler,
                 journal=self.journal,
                 observer=self._observer,
+                requests=anyio.CapacityLimiter(self.limits.max_requests),
                 limits=self.limits,
                 timeouts=self.timeouts,
                 options=self._options,
@@ -282,7 +295,8 @@ class Bridge:
                     for event in found:
                         if [b.text for b in event.content or () if b.type == "text"] == [text]:
                             return str(event.id)
-                sent = await self._services.send_events.send(session_id, events=[message])  # type: ignore[list-item]
+                async with self._services.requests:
+                    sent = await self._services.send_events.send(session_id, events=[message])  # type: ignore[list-item]
                 data = sent.data or []
                 return str(data[0].id) if data else None
             except Exception as exc:

@@ -10,9 +10,8 @@ its scope (the whole session or one thread), but whether the session still wants
 next idle. So the result of an interrupted call is *parked* and posted only if that idle lists the call, dropped
 otherwise. Posting it blindly would leave a late result in a turn that has moved on.
 
-A batch from history is planned before it is applied: the calls answered, interrupted or ended later in the same
-batch are never started, because applying the batch event by event would start a tool (a side effect!) only to learn
-two events later that nobody waits for it.
+A batch from history is planned before it is applied (`_plan.py`), so a call answered, interrupted or ended later in
+the same batch is never started.
 
 Recovery (after a restart, from the journal) happens on the first history read, which is complete: a call the
 journal knows is resumed from its state: received -> run; started -> run again only if the tool is idempotent or
@@ -23,8 +22,9 @@ stored result, never recomputed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal
@@ -32,6 +32,7 @@ from typing import Any, Literal
 from ._content import CallResult
 from ._context import ToolContext
 from ._observe import CallEvent, CallEventKind, Observer, log_extra
+from ._plan import Plan, blocked_on
 from ._poster import Outgoing, Poster
 from ._scheduler import Outcome, OutcomeKind, Scheduler, Ticket
 from ._tool import Tool
@@ -45,6 +46,8 @@ tool_logger = logging.getLogger("bridge.tools")
 
 Event = Any
 Spawn = Callable[[Callable[[], Awaitable[None]]], None]
+
+_REMEMBER_CLOSED = 50_000
 
 IN_DOUBT_TEXT = (
     "The bridge stopped while running this tool, so its outcome is unknown. It was NOT retried, to avoid a duplicate "
@@ -74,55 +77,7 @@ class _Call:
     wanted: bool | None = None  # False: nobody waits; None after an interrupt: the next idle decides
     handed: bool = False  # given to the poster
     closed: bool = False  # acked or dropped: nothing left to do
-
-
-@dataclass
-class _Plan:
-    """What the end of a batch says about each tool use in it."""
-
-    answered: dict[str, str] = field(default_factory=dict)  # tool_use_id -> echo event id
-    gone: set[str] = field(default_factory=set)
-    interrupted: set[str] = field(default_factory=set)
-
-    @classmethod
-    def of(cls, batch: Iterable[Event]) -> _Plan:
-        plan = cls()
-        open_calls: dict[str, str | None] = {}
-        for event in batch:
-            kind = event.type
-            if kind == "agent.custom_tool_use":
-                open_calls[event.id] = event.session_thread_id
-            elif kind == "user.custom_tool_result":
-                plan.answered[event.custom_tool_use_id] = event.id
-                open_calls.pop(event.custom_tool_use_id, None)
-            elif kind == "user.interrupt":
-                scope = event.session_thread_id
-                plan.interrupted.update(i for i, t in open_calls.items() if scope is None or t == scope)
-            elif kind in ("session.status_idle", "session.thread_status_idle"):
-                scope = event.session_thread_id if kind == "session.thread_status_idle" else None
-                waits = set(_blocked_on(event))
-                for call_id, thread in list(open_calls.items()):
-                    if call_id in waits:
-                        plan.interrupted.discard(call_id)
-                    elif call_id in plan.interrupted and (scope is None or thread == scope):
-                        plan.gone.add(call_id)
-                        del open_calls[call_id]
-            elif kind == "session.thread_status_terminated":
-                for call_id in [i for i, t in open_calls.items() if t == event.session_thread_id]:
-                    plan.gone.add(call_id)
-                    del open_calls[call_id]
-            elif kind in ("session.status_terminated", "session.deleted"):
-                plan.gone.update(open_calls)
-                open_calls.clear()
-        plan.interrupted &= open_calls.keys()
-        return plan
-
-
-def _blocked_on(idle: Event) -> list[str]:
-    reason = getattr(idle, "stop_reason", None)
-    if getattr(reason, "type", None) != "requires_action":
-        return []
-    return list(getattr(reason, "event_ids", None) or [])
+    stop: str | None = None  # why it must not start (shutdown), when cancelled before it had a ticket
 
 
 class Dispatcher:
@@ -153,7 +108,7 @@ class Dispatcher:
         self._spawn = spawn
         self._on_end = on_end
         self._calls: dict[str, _Call] = {}
-        self._closed_ids: set[str] = set()
+        self._closed_ids: OrderedDict[str, None] = OrderedDict()  # recent finished calls, to ignore re-deliveries
         self._dead_threads: set[str] = set()
 
     def __repr__(self) -> str:
@@ -163,15 +118,15 @@ class Dispatcher:
 
     async def handle(self, batch: list[Event], live: bool) -> None:
         """Apply a batch of new events in order (the intake's handler)."""
-        plan = _Plan.of(batch)
+        plan = Plan.of(batch)
         for event in batch:
             if self.ended:
                 break
-            await self._apply(event, plan)
+            await self._apply(event, plan, live)
         if not live:
             await self._recover_leftovers(plan)
 
-    async def _apply(self, event: Event, plan: _Plan) -> None:
+    async def _apply(self, event: Event, plan: Plan, live: bool) -> None:
         kind = event.type
         if kind == "agent.custom_tool_use":
             await self._on_tool_use(event, plan)
@@ -187,10 +142,10 @@ class Dispatcher:
             await self._on_thread_ended(event.session_thread_id)
         elif kind in ("session.status_terminated", "session.deleted"):
             await self.end("session terminated" if kind == "session.status_terminated" else "session deleted")
-        elif kind == "session.updated" and getattr(event, "metadata", None) is not None:
-            self.metadata = dict(event.metadata)
+        elif kind == "session.updated" and live and getattr(event, "metadata", None) is not None:
+            self.metadata = dict(event.metadata)  # (the backfill's updates are older than the session just read)
 
-    async def _on_tool_use(self, event: Event, plan: _Plan) -> None:
+    async def _on_tool_use(self, event: Event, plan: Plan) -> None:
         use_id: str = event.id
         if use_id in self._calls or use_id in self._closed_ids:
             return
@@ -203,22 +158,32 @@ class Dispatcher:
         tool = self._toolset.get(name) if name in self._toolset else None
         if tool is None and self._options.unknown_tools == "leave":
             return  # another client serves it
-        thread_id = event.session_thread_id
-        new = await self._journal.receive(self.session_id, use_id, name, tool_input, thread_id=thread_id)
-        record = None if new else await self._journal.get(self.session_id, use_id)
-        call = _Call(use_id, name, dict(tool_input), thread_id, getattr(event, "processed_at", None))
+        call = _Call(use_id, name, dict(tool_input), event.session_thread_id, getattr(event, "processed_at", None))
+        call.interrupted = use_id in plan.interrupted
         self._calls[use_id] = call
-        extra = {"input": tool_input} if self._options.log_inputs else {}
-        logger.debug("call %s received", name, extra=log_extra(self.session_id, use_id, name, **extra))
-        self._emit(call, CallEventKind.RECEIVED, detail=None if new else f"recovered ({record and record.state})")
-        if record is not None and record.state.finished:
+        # The journal write and the rest happen in the call's own task: the stream reader never waits on storage,
+        # and a burst of calls reaches the journal together (the SQLite journal commits them as one group).
+        self._spawn(lambda: self._admit(call, tool))
+
+    async def _admit(self, call: _Call, tool: Tool | None) -> None:
+        """Journal a new call, then run it, or resume it from what the journal knows (recovery)."""
+        use_id = call.tool_use_id
+        new = await self._journal.receive(self.session_id, use_id, call.tool, call.input, thread_id=call.thread_id)
+        record = None if new else await self._journal.get(self.session_id, use_id)
+        extra = {"input": call.input} if self._options.log_inputs else {}
+        logger.debug("call %s received", call.tool, extra=log_extra(self.session_id, use_id, call.tool, **extra))
+        self._emit(call, CallEventKind.RECEIVED, detail=None if record is None else f"recovered ({record.state})")
+        if call.closed:  # answered by someone else meanwhile
+            await self._journal.abandon(self.session_id, [use_id])
+        elif record is not None and record.state.finished:
             self._close(call)
-        elif use_id in plan.interrupted:
-            call.interrupted = True
-            await self._finish(call, CallResult.error("The call was interrupted before it started; it did not run."))
+        elif call.interrupted or call.wanted is False or call.stop is not None:
+            reason = call.stop or ("interrupted" if call.interrupted else "no longer awaited")
+            text = f"The call was cancelled before it started ({reason}); it did not run."
+            await self._finish(call, CallResult.error(text))
         elif tool is None:
             available = ", ".join(self._toolset.names()) or "none"
-            text = f"Unknown tool {name!r}: this bridge serves {available}."
+            text = f"Unknown tool {call.tool!r}: this bridge serves {available}."
             await self._finish(call, CallResult.error(text), CallEventKind.FAILED)
         elif record is not None and record.result is not None and record.state.has_result:
             call.result = record.result
@@ -226,14 +191,14 @@ class Dispatcher:
         elif record is not None and record.state is CallState.STARTED:
             if tool.options.idempotent or tool.options.read_only:
                 await self._journal.requeue(self.session_id, use_id)
-                self._schedule(call, tool)
+                await self._run(call, tool)
             else:
                 await self._finish(call, CallResult.error(IN_DOUBT_TEXT), CallEventKind.FAILED, in_doubt=True)
         else:
-            self._schedule(call, tool)
+            await self._run(call, tool)
 
     async def _on_echo(self, use_id: str, echo_id: str) -> None:
-        await self._journal.mark_acked(self.session_id, use_id, echo_id)
+        self._spawn(lambda: self._ack(use_id, echo_id))
         call = self._calls.get(use_id)
         if call is None:
             return
@@ -257,10 +222,11 @@ class Dispatcher:
                 call.ticket.cancel("interrupted")
 
     async def _on_idle(self, event: Event, thread_id: str | None) -> None:
-        waits = set(_blocked_on(event))
-        for call in list(self._calls.values()):
-            if call.closed or not call.interrupted or call.wanted is not None:
-                continue
+        undecided = [c for c in self._calls.values() if c.interrupted and c.wanted is None and not c.closed]
+        if not undecided:
+            return
+        waits = set(blocked_on(event))
+        for call in undecided:
             if call.tool_use_id in waits:
                 call.wanted = True
             elif thread_id is None or call.thread_id == thread_id:
@@ -286,14 +252,19 @@ class Dispatcher:
         await self._journal.abandon(self.session_id)
         self._on_end(reason)
 
+    async def _ack(self, use_id: str, echo_id: str) -> None:
+        await self._journal.mark_acked(self.session_id, use_id, echo_id)
+
     def cancel_running(self, reason: str) -> int:
         """Cancel every queued or running call (shutdown); their answers still go out. Returns how many."""
-        tickets = [c.ticket for c in self._calls.values() if c.result is None and c.ticket is not None]
-        for ticket in tickets:
-            ticket.cancel(reason)
-        return len(tickets)
+        pending = [c for c in self._calls.values() if c.result is None and not c.closed]
+        for call in pending:
+            call.stop = reason
+            if call.ticket is not None:
+                call.ticket.cancel(reason)
+        return len(pending)
 
-    async def _recover_leftovers(self, plan: _Plan) -> None:
+    async def _recover_leftovers(self, plan: Plan) -> None:
         """After the first (complete) history read: settle journaled calls the history says are done or gone."""
         for record in await self._journal.unfinished(self.session_id):
             if record.tool_use_id in self._calls:
@@ -315,12 +286,12 @@ class Dispatcher:
 
     # -- running ---------------------------------------------------------------------------------------------------
 
-    def _schedule(self, call: _Call, tool: Tool) -> None:
+    def _ticket(self, call: _Call, tool: Tool) -> Ticket:
         options = tool.options
         key_field = options.concurrency_key
         key = str(call.input.get(key_field)) if key_field is not None and key_field in call.input else None
         timeout = self._toolset.timeout_for(tool.name)
-        call.ticket = Ticket(
+        return Ticket(
             self.session_id,
             call.tool_use_id,
             tool.name,
@@ -330,11 +301,11 @@ class Dispatcher:
             key_limit=options.max_concurrency if key is not None else None,
             timeout=timeout if timeout is not None else self._options.default_timeout,
         )
-        self._spawn(lambda: self._run(call, tool))
 
     async def _run(self, call: _Call, tool: Tool) -> None:
-        ticket = call.ticket
-        assert ticket is not None
+        ticket = call.ticket = self._ticket(call, tool)
+        if call.interrupted or call.wanted is False or call.stop is not None:  # cancelled while being admitted
+            ticket.cancel(call.stop or ("interrupted" if call.interrupted else "no longer awaited"))
         context = ToolContext(
             session_id=self.session_id,
             tool_use_id=call.tool_use_id,
@@ -343,6 +314,7 @@ class Dispatcher:
             metadata=MappingProxyType(dict(self.metadata)),
             logger=tool_logger,
             cancel_event=ticket.cancel_event,
+            on_progress=self._progress_logger(call),
         )
 
         async def start() -> bool:
@@ -361,6 +333,16 @@ class Dispatcher:
             return
         result, kind, in_doubt = self._answer_for(call, tool, outcome)
         await self._finish(call, result, kind, duration=outcome.duration, in_doubt=in_doubt)
+
+    def _progress_logger(self, call: _Call) -> Callable[[str, float | None], None]:
+        """`ctx.progress(...)` becomes a debug log record (it may come from a worker thread; logging is thread-safe)."""
+        extra = log_extra(self.session_id, call.tool_use_id, call.tool)
+
+        def report(message: str, fraction: float | None) -> None:
+            done = f" ({fraction:.0%})" if fraction is not None else ""
+            tool_logger.debug("progress: %s%s", message, done, extra={**extra, "fraction": fraction})
+
+        return report
 
     def _answer_for(
         self, call: _Call, tool: Tool, outcome: Outcome[CallResult]
@@ -396,6 +378,15 @@ class Dispatcher:
         await self._journal.complete(self.session_id, call.tool_use_id, stored)
         call.result = stored
         detail = result.text[:200] if result.is_error else None
+        level = {CallEventKind.TIMED_OUT: logging.WARNING, CallEventKind.FAILED: logging.INFO}.get(kind, logging.DEBUG)
+        logger.log(
+            level,
+            "call %s %s%s",
+            call.tool,
+            kind.value,
+            f" in {duration:.3f}s" if duration is not None else "",
+            extra=log_extra(self.session_id, call.tool_use_id, call.tool, outcome=kind.value, duration=duration),
+        )
         self._emit(call, kind, duration=duration, is_error=result.is_error, detail=detail)
         await self._deliver(call)
 
@@ -445,7 +436,9 @@ class Dispatcher:
     def _close(self, call: _Call) -> None:
         call.closed = True
         self._calls.pop(call.tool_use_id, None)
-        self._closed_ids.add(call.tool_use_id)
+        self._closed_ids[call.tool_use_id] = None
+        if len(self._closed_ids) > _REMEMBER_CLOSED:
+            self._closed_ids.popitem(last=False)  # older ones are deduplicated by the journal (receive -> acked)
 
     def _emit(
         self,

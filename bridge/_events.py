@@ -131,10 +131,12 @@ class Intake:
 
     Args:
         session_id: The session.
-        events: `client.beta.sessions.events` (with the SDK's ordinary retries).
+        events: `client.beta.sessions.events` (with the SDK's ordinary retries), for the history.
+        stream_events: The same on the client that opens event streams (its own connection pool), if different.
         handler: Awaited for every batch: the first history read, each reconnect's catch-up, each live event.
         timeouts: `stream_idle`, `request`, `reconnect_max`.
         observer: Counts reconnects.
+        requests: The bridge-wide limiter of API requests in flight (history reads take one).
         remember: How many event ids to remember for deduplication.
     """
 
@@ -143,17 +145,21 @@ class Intake:
         session_id: str,
         *,
         events: AsyncEvents,
+        stream_events: AsyncEvents | None = None,
         handler: Handler,
         timeouts: Timeouts,
         observer: Observer,
+        requests: anyio.CapacityLimiter | None = None,
         remember: int = 50_000,
     ) -> None:
         self.session_id = session_id
         self._events = events
+        self.stream_events = stream_events or events
         self._handler = handler
         self._timeouts = timeouts
         self._observer = observer
         self._remember = remember
+        self._requests = requests or anyio.CapacityLimiter(1)
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._watermark: datetime | None = None
         self._stopped = False
@@ -174,7 +180,7 @@ class Intake:
             while not self._stopped:
                 progressed = False
                 try:
-                    stream = await self._events.stream(self.session_id)
+                    stream = await self.stream_events.stream(self.session_id)
                     async with stream:
                         await self._catch_up(backfill=first)
                         first = False
@@ -209,11 +215,13 @@ class Intake:
         params: dict[str, Any] = {"limit": 1000, "order": "asc", "timeout": self._timeouts.request}
         if self._watermark is not None:
             params["created_at_gte"] = self._watermark
-        batch = [event async for event in self._events.list(self.session_id, **params) if self._is_new(event)]
+        async with self._requests:
+            batch = [event async for event in self._events.list(self.session_id, **params) if self._is_new(event)]
         for event in batch:
             self._note(event)
         if batch or backfill:
-            await self._handler(batch, not backfill)
+            with anyio.CancelScope(shield=True):
+                await self._handler(batch, not backfill)
 
     async def _pump(self, stream: AsyncStream[Any]) -> None:
         frames = sse_frames(stream.response)
@@ -241,7 +249,8 @@ class Intake:
                 if not self._is_new(event):
                     continue
                 self._note(event)
-                await self._handler([event], True)
+                with anyio.CancelScope(shield=True):  # `stop()` never cuts an event's handling in half
+                    await self._handler([event], True)
         finally:
             with anyio.CancelScope(shield=True):
                 await frames.aclose()

@@ -37,28 +37,37 @@ class Limits:
     limits are the tool's own `max_concurrency` / `concurrency_key` options.
 
     Args:
-        max_concurrency: Calls running at once across every session of the bridge.
+        max_concurrency: Calls running at once across every session of the bridge. Async tools are cheap, so it is
+            high by default; threads are capped separately (`max_threads`).
         per_session: Calls running at once for one session (`None`: only the global limit). Keeps one busy session
             from starving the others.
+        max_threads: Sync tools running at once, each in a worker thread (an abandoned thread counts until it ends).
         max_queued: Calls allowed to wait for a slot across the bridge. Beyond it a new call is answered at once with
             an `is_error` "overloaded" result instead of being queued, so memory stays bounded and the stream reader
             never blocks.
         max_batch: Most results posted in one `events.send` request.
+        max_requests: API requests (result posts, history reads, session lookups) in flight at once across the bridge;
+            event streams are not counted. It keeps the HTTP connection pool small: httpx checks every pooled
+            connection on each request, so hundreds of idle connections slow every request down.
     """
 
-    max_concurrency: int = 256
+    max_concurrency: int = 1000
     per_session: int | None = 64
+    max_threads: int = 100
     max_queued: int = 10_000
     max_batch: int = 100
+    max_requests: int = 64
 
     def __post_init__(self) -> None:
         problems = [
             f"Limits.{name} must be a positive integer, got {value!r}"
             for name, value in (
                 ("max_concurrency", self.max_concurrency),
+                ("max_threads", self.max_threads),
                 ("per_session", self.per_session if self.per_session is not None else 1),
                 ("max_queued", self.max_queued),
                 ("max_batch", self.max_batch),
+                ("max_requests", self.max_requests),
             )
             if not isinstance(value, int) or isinstance(value, bool) or value < 1
         ]

@@ -34,6 +34,9 @@ __all__ = ["Outgoing", "Poster"]
 
 logger = logging.getLogger("bridge.poster")
 
+PIPELINE = 4
+"""Posts of one session in flight at once."""
+
 
 @dataclass(eq=False)
 class Outgoing:
@@ -62,6 +65,7 @@ class Poster:
 
     Args:
         session_id: The session.
+        requests: The bridge-wide limiter of API requests in flight.
         send_events: `events` resource of a client with `max_retries=0` (retries are ours).
         history: `events` resource of an ordinary client, for the history checks.
         journal: Where posts and acks are recorded.
@@ -82,6 +86,7 @@ class Poster:
         timeouts: Timeouts,
         wanted: Callable[[Outgoing], bool],
         on_drop: Callable[[Outgoing, str], Awaitable[None]],
+        requests: anyio.CapacityLimiter | None = None,
     ) -> None:
         self.session_id = session_id
         self._send_events = send_events
@@ -92,6 +97,7 @@ class Poster:
         self._timeouts = timeouts
         self._wanted = wanted
         self._on_drop = on_drop
+        self._requests = requests or anyio.CapacityLimiter(limits.max_requests)
         self._pending: dict[str, Outgoing] = {}
         self._in_flight: dict[str, Outgoing] = {}
         self._wake = anyio.Event()
@@ -137,22 +143,34 @@ class Poster:
             self._empty.set()
 
     async def run(self) -> None:
-        """Post until cancelled. Raises `APIAccessError` / `SessionNotFoundError` when the API refuses the session."""
-        while True:
-            if not self._pending:
-                self._check_empty()
-                await self._wake.wait()
-                self._wake = anyio.Event()
-                continue
-            batch = list(self._pending.values())[: self._limits.max_batch]
-            for item in batch:
-                del self._pending[item.tool_use_id]
-                self._in_flight[item.tool_use_id] = item
-            try:
-                await self._post(batch, split=len(batch) > 1)
-            finally:
+        """Post until cancelled. Raises `APIAccessError` / `SessionNotFoundError` when the API refuses the session.
+
+        Up to `PIPELINE` posts of one session are in flight at once: a result that becomes ready while a post is on
+        the wire leaves at once instead of waiting a round trip for it; once all are busy, results wait and batch.
+        """
+        slots = anyio.Semaphore(PIPELINE)
+        async with anyio.create_task_group() as tg:
+            while True:
+                if not self._pending:
+                    self._check_empty()
+                    await self._wake.wait()
+                    self._wake = anyio.Event()
+                    continue
+                await slots.acquire()
+                batch = list(self._pending.values())[: self._limits.max_batch]
                 for item in batch:
-                    self._in_flight.pop(item.tool_use_id, None)
+                    del self._pending[item.tool_use_id]
+                    self._in_flight[item.tool_use_id] = item
+                tg.start_soon(self._post_batch, batch, slots)
+
+    async def _post_batch(self, batch: list[Outgoing], slots: anyio.Semaphore) -> None:
+        try:
+            await self._post(batch, split=len(batch) > 1)
+        finally:
+            for item in batch:
+                self._in_flight.pop(item.tool_use_id, None)
+            slots.release()
+            self._check_empty()
 
     async def _post(self, batch: list[Outgoing], *, split: bool) -> None:
         attempt = 0
@@ -174,9 +192,10 @@ class Poster:
                     batch = await self._skip_landed(batch)
                     if not batch:
                         return
-                await self._send_events.send(
-                    self.session_id, events=[item.event() for item in batch], timeout=self._timeouts.request
-                )
+                async with self._requests:
+                    await self._send_events.send(
+                        self.session_id, events=[item.event() for item in batch], timeout=self._timeouts.request
+                    )
             except Exception as exc:
                 kind = classify(exc)
                 if kind is None:
@@ -227,10 +246,11 @@ class Poster:
         }
         if since is not None:
             params["created_at_gte"] = since
-        async for event in self._history.list(self.session_id, **params):
-            use_id = getattr(event, "custom_tool_use_id", None)
-            if use_id in ids:
-                landed[use_id] = event.id
+        async with self._requests:
+            async for event in self._history.list(self.session_id, **params):
+                use_id = getattr(event, "custom_tool_use_id", None)
+                if use_id in ids:
+                    landed[use_id] = event.id
         rest = []
         for item in batch:
             if item.tool_use_id in landed:

@@ -9,12 +9,13 @@ A call runs in its own task (the session's task group owns it) and goes through 
 2. `on_start` (the journal's write-ahead `start`) runs shielded: once it says yes, the call counts as started even if
    a cancel arrives in the same instant.
 3. The tool runs under `anyio.fail_after(timeout)` *inside* this task, so the deadline is real.
-4. Sync tools run through `run_sync`: a worker thread with `abandon_on_cancel=True`, so a deadline or interrupt
-   answers at once. Threads cannot be killed, so an abandoned thread keeps every slot of its call until it really
-   ends (then its slots are released and `on_released` fires); `stats()` counts such threads. A small watcher task
-   in the scheduler's own task group awaits each thread to its real end, which keeps all bookkeeping on the event
-   loop (no callbacks from threads). The tool can watch `ctx.cancelled`, set on timeout and cancel; a thread that
-   had not begun when its call was cancelled never starts the tool.
+4. Sync tools run through `run_sync`: a worker thread (at most `Limits.max_threads` at once) with
+   `abandon_on_cancel=True`, so a deadline or interrupt answers at once. Threads cannot be killed, so an abandoned
+   thread keeps every slot of its call, and its thread slot, until it really ends (then the slots are released and
+   `on_released` fires); `stats()` counts such threads. A small watcher task in the scheduler's own task group
+   awaits each thread to its real end, which keeps all bookkeeping on the event loop (no callbacks from threads).
+   The tool can watch `ctx.cancelled`, set on timeout and cancel; a thread that had not begun when its call was
+   cancelled never starts the tool.
 
 The scheduler knows nothing about tools, HTTP or the journal: it runs an awaitable under slots and a deadline and says
 how it ended. That keeps it testable alone.
@@ -117,8 +118,10 @@ class Scheduler:
     def __init__(self, limits: Limits, *, on_released: Callable[[Ticket], None] | None = None) -> None:
         self.limits = limits
         self._global = anyio.CapacityLimiter(limits.max_concurrency)
-        # Every running or abandoned thread holds a global slot, so this never makes a thread wait.
-        self._thread_limiter = anyio.CapacityLimiter(limits.max_concurrency)
+        # A thread slot is held by the task watching the thread, for the thread's real lifetime (abandoned or not);
+        # anyio's own limiter, released when a wait is abandoned, is sized so it never makes a thread wait.
+        self._thread_slots = anyio.CapacityLimiter(limits.max_threads)
+        self._thread_limiter = anyio.CapacityLimiter(limits.max_threads + limits.max_concurrency)
         self._threads_tg: TaskGroup | None = None
         self._exit_stack: AsyncExitStack | None = None
         self._tools: dict[str, anyio.CapacityLimiter] = {}
@@ -294,7 +297,8 @@ class Scheduler:
             return fn()
 
         try:
-            value = await anyio.to_thread.run_sync(target, abandon_on_cancel=True, limiter=self._thread_limiter)
+            async with self._thread_slots:
+                value = await anyio.to_thread.run_sync(target, abandon_on_cancel=True, limiter=self._thread_limiter)
             box.append((True, value))
         except Exception as exc:
             box.append((False, exc))

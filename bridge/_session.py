@@ -34,6 +34,7 @@ from ._errors import OperatorError
 from ._events import Event, Intake
 from ._limits import Limits, Timeouts
 from ._observe import Observer, log_extra
+from ._pools import StreamPools
 from ._poster import Poster
 from ._scheduler import Scheduler
 from ._toolset import Toolset
@@ -49,11 +50,13 @@ class Services:
     """Everything a session runner borrows from its bridge."""
 
     client: AsyncAnthropic
+    streams: StreamPools  # where each session's long-lived stream connection comes from
     send_events: AsyncEvents  # no SDK retries: the poster decides what may be re-sent
     toolset: Toolset
     scheduler: Scheduler
     journal: Journal
     observer: Observer
+    requests: anyio.CapacityLimiter  # API requests in flight across the bridge (Limits.max_requests)
     limits: Limits
     timeouts: Timeouts
     options: ServeOptions
@@ -84,6 +87,7 @@ class SessionRunner:
             timeouts=services.timeouts,
             wanted=lambda item: self.dispatcher.wants(item),
             on_drop=lambda item, reason: self.dispatcher.dropped_by_poster(item, reason),
+            requests=services.requests,
         )
         self.dispatcher = Dispatcher(
             session_id,
@@ -102,6 +106,7 @@ class SessionRunner:
             handler=self._handle,
             timeouts=services.timeouts,
             observer=services.observer,
+            requests=services.requests,
         )
 
     def __repr__(self) -> str:
@@ -115,6 +120,8 @@ class SessionRunner:
 
     async def run(self) -> None:
         """Serve the session; never raises an `Exception` (see `error`)."""
+        stream_client = self._services.streams.acquire()
+        self.intake.stream_events = stream_client.beta.sessions.events
         try:
             await self._serve()
         except* Exception as group:
@@ -124,6 +131,7 @@ class SessionRunner:
                 "stopped serving: %s", error, exc_info=None if operator else error, extra=log_extra(self.session_id)
             )
         finally:
+            self._services.streams.release(stream_client)
             self.done.set()
             for watcher in self._watchers:
                 watcher.close()
@@ -138,7 +146,9 @@ class SessionRunner:
 
     async def _serve(self) -> None:
         if not await self._load_session():
+            logger.info("session already ended; nothing to serve", extra=log_extra(self.session_id))
             return
+        logger.info("serving session", extra=log_extra(self.session_id))
         async with anyio.create_task_group() as tg:
             self._tg = tg
             tg.start_soon(self.poster.run)
@@ -149,6 +159,8 @@ class SessionRunner:
                     await self._drain(self._drain_deadline)
                 calls.cancel_scope.cancel()
             tg.cancel_scope.cancel()
+        reason = self.dispatcher.ended or "stopped by the bridge"
+        logger.info("stopped serving: %s", reason, extra=log_extra(self.session_id))
 
     async def _load_session(self) -> bool:
         """Read the session once: its metadata feeds ToolContext; a terminated session is not served."""
@@ -156,7 +168,8 @@ class SessionRunner:
         attempt = 0
         while True:
             try:
-                session = await sessions.retrieve(self.session_id, timeout=self._services.timeouts.request)
+                async with self._services.requests:
+                    session = await sessions.retrieve(self.session_id, timeout=self._services.timeouts.request)
                 break
             except Exception as exc:
                 kind = classify(exc)

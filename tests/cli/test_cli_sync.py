@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bridge.testing import Emulator
 
 from bridge._agent_yaml import load
+from bridge.testing import Emulator
 
 MODEL = "claude-opus-4-7"
 BUILTIN = {"type": "agent_toolset_20260401", "configs": [{"name": "bash", "enabled": False}]}

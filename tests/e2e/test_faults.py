@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -12,7 +13,7 @@ import pytest
 from e2e_support import BOTH_BACKENDS, Calls, World, serve_turn, world
 
 from bridge import APIAccessError, Bridge, CallEventKind, Timeouts, tool
-from bridge.journal import MemoryJournal
+from bridge.journal import Journal, MemoryJournal, SqliteJournal
 from bridge.testing import AgentTurn, Control
 
 pytestmark = pytest.mark.anyio
@@ -176,11 +177,14 @@ async def test_a_tool_that_raises_and_one_that_returns_10_mb() -> None:
 
 
 @BOTH_BACKENDS
-async def test_401_mid_run_is_a_clear_error_and_a_restart_posts_without_rerunning() -> None:
+@pytest.mark.parametrize("durable", [False, True], ids=["memory", "sqlite"])
+async def test_401_mid_run_is_a_clear_error_and_a_restart_posts_without_rerunning(
+    durable: bool, tmp_path: Path
+) -> None:
     """A 401 on a result post stops serving with APIAccessError; a new bridge on the same journal posts the stored
     results without running any tool again."""
     tools = Tools(gated=True)
-    journal = MemoryJournal()
+    journal: Journal = SqliteJournal(tmp_path / "journal.db") if durable else MemoryJournal()
     async with world([tools.work], two_steps) as w:
         session_id = await w.session()
         calls = Calls()
@@ -199,4 +203,6 @@ async def test_401_mid_run_is_a_clear_error_and_a_restart_posts_without_rerunnin
             with anyio.fail_after(10):
                 await serve_turn(bridge, session_id)
         assert_clean(w.api.control, session_id, tools)
+        await journal.open()
         assert not await journal.unfinished(session_id)
+        await journal.close()

@@ -4,13 +4,14 @@ posting twice (I3); a started call of a tool that is not idempotent is answered 
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import anyio
 import pytest
 from e2e_support import BOTH_BACKENDS, serve_turn, world
 
 from bridge import Bridge, tool
-from bridge.journal import CallState, MemoryJournal, StoredResult
+from bridge.journal import CallState, Journal, MemoryJournal, SqliteJournal, StoredResult
 from bridge.testing import AgentTurn
 
 pytestmark = pytest.mark.anyio
@@ -56,12 +57,14 @@ def stored(text: str) -> StoredResult:
 
 
 @BOTH_BACKENDS
-async def test_every_journal_state_resumes_correctly() -> None:
+@pytest.mark.parametrize("durable", [False, True], ids=["memory", "sqlite"])
+async def test_every_journal_state_resumes_correctly(durable: bool, tmp_path: Path) -> None:
     """received runs; started reruns only if idempotent, else "outcome unknown"; completed and lost posts are
     posted from the journal without running; a post that did land is only acknowledged."""
     runs.clear()
     answers.clear()
-    journal = MemoryJournal()
+    journal: Journal = SqliteJournal(tmp_path / "journal.db") if durable else MemoryJournal()
+    await journal.open()
     async with world([pay, lookup], script) as w:
         session_id = await w.session()
         await w.say(session_id)
@@ -79,6 +82,7 @@ async def test_every_journal_state_resumes_correctly() -> None:
         result = {"type": "user.custom_tool_result", "custom_tool_use_id": uses["posted-landed"],
                   "content": [{"type": "text", "text": "stored posted-landed"}]}  # fmt: skip
         await w.client.beta.sessions.events.send(session_id, events=[result])  # type: ignore[list-item]
+        await journal.close()
 
         async with Bridge(w.client, [pay, lookup], journal=journal) as bridge:
             with anyio.fail_after(10):
@@ -91,7 +95,9 @@ async def test_every_journal_state_resumes_correctly() -> None:
     assert answers["completed"] == "stored completed"
     assert answers["posted-lost"] == "stored posted-lost"
     assert answers["posted-landed"] == "stored posted-landed"
+    await journal.open()
     assert not await journal.unfinished(session_id)
     in_doubt = await journal.get(session_id, uses["started"])
+    await journal.close()
     assert in_doubt is not None
     assert in_doubt.state is CallState.ACKED

@@ -234,3 +234,22 @@ async def test_calls_beyond_max_queued_are_shed() -> None:
         assert (shed.kind, shed.started) == (OutcomeKind.SHED, False)
         gate.set()
     assert gauge.entered == 3
+
+
+async def test_threads_are_capped_separately_and_an_abandoned_one_keeps_its_thread_slot() -> None:
+    """With max_threads=1, an abandoned thread blocks the next sync call, while async calls still run."""
+    finish = threading.Event()
+
+    def blocking() -> str:
+        finish.wait(10)
+        return "late"
+
+    async with Scheduler(Limits(max_threads=1)) as scheduler:
+        first = await scheduler.run(Ticket("s", "a", "t", timeout=0.05), lambda run_sync: run_sync(blocking))
+        assert first.kind is OutcomeKind.TIMED_OUT
+        second = await scheduler.run(Ticket("s", "b", "t", timeout=0.05), lambda run_sync: run_sync(lambda: "x"))
+        assert second.kind is OutcomeKind.TIMED_OUT  # it waited for the only thread slot
+        assert (await scheduler.run(Ticket("s", "c", "t"), _ok)).value == "ok"
+        finish.set()
+        with anyio.fail_after(5):
+            assert (await scheduler.run(Ticket("s", "d", "t"), lambda run_sync: run_sync(lambda: "y"))).value == "y"
