@@ -136,8 +136,12 @@ class Emulator:
 
     def start(self) -> None:
         """Bind, start the loop thread and serve (blocking; prefer `async with` / `with`)."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio turns Nagle off only on sockets whose proto says TCP, and accepted sockets
+        # inherit the listener's. With proto 0 every response on a kept-alive connection waited ~40 ms for the
+        # client's delayed ACK (headers and body are two writes).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             sock.bind((self.host, self._port))
             sock.listen(1024)
