@@ -1,0 +1,210 @@
+"""The client process: serves sessions through one side (the SDK's runner, or our Bridge) on command.
+
+`python -m bench._worker --side sdk|bridge` reads one JSON command per line on stdin and answers one JSON line on
+stdout. Each side runs in a process of its own, apart from the emulator (which lives in the driver, `_host.py`), so
+that what one process measures about itself is its own: peak RSS (`ru_maxrss`), CPU seconds (`getrusage`), and no
+GIL shared with the server it talks to, as with the real API.
+
+Commands:
+    {"op": "serve", "sessions": [...], "tool_kind": "async", "journal": "memory"}  -> {"serving": true}
+        Start serving those sessions (SDK: one `tool_runner` per session in one task group; ours: one Bridge).
+    {"op": "stop"}  -> {"dispatched", "errors", "cpu_s", "rss_kb", "maxrss_kb"}
+        Stop serving (cancel the runners / close the Bridge) and report.
+    {"op": "journal_micro", "calls": N, "concurrency": [..]}  -> {"rows": [...]}
+        The journal-only microbenchmark of `bench/journal_cost.py`, when it is there.
+    {"op": "exit"}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench._tools import ToolKind, bridge_tools, sdk_tools  # noqa: E402
+
+
+def rss_kb() -> int:
+    """Current resident set size in KiB (from /proc; 0 where there is none)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far (all threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class Tally:
+    """What one serving period did."""
+
+    dispatched: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def make_client(connections: int | None) -> Any:
+    """The AsyncAnthropic both sides use; `connections` raises the pool limits (the fleet workload needs >1000)."""
+    from anthropic import AsyncAnthropic, DefaultAsyncHttpxClient
+
+    options: dict[str, Any] = {}
+    if connections:
+        import httpx2
+
+        limits = httpx2.Limits(max_connections=connections, max_keepalive_connections=connections)
+        options["http_client"] = DefaultAsyncHttpxClient(limits=limits)
+    return AsyncAnthropic(base_url=ARGS.base_url, api_key=ARGS.api_key, max_retries=2, **options)
+
+
+async def serve_sdk(client: Any, sessions: list[str], kind: ToolKind, stop: anyio.Event, tally: Tally) -> None:
+    """The competitor as its docs show it: one `tool_runner` per session, drained until told to stop."""
+    tools = sdk_tools(kind)
+
+    async def one(session_id: str) -> None:
+        runner = client.beta.sessions.events.tool_runner(session_id, tools=tools, max_idle=None)
+        async for call in runner:
+            tally.dispatched += 1
+            if call.is_error or not call.posted:
+                tally.errors.append(f"{call.name}: is_error={call.is_error} posted={call.posted}")
+
+    async with anyio.create_task_group() as tg:
+        for session_id in sessions:
+            tg.start_soon(one, session_id)
+        await stop.wait()
+        tg.cancel_scope.cancel()
+
+
+async def serve_bridge(
+    client: Any, sessions: list[str], kind: ToolKind, journal_kind: str, stop: anyio.Event, tally: Tally
+) -> None:
+    """Ours: one Bridge in this process serving every session."""
+    from bridge import Bridge
+    from bridge.journal import MemoryJournal
+
+    with tempfile.TemporaryDirectory(prefix="bench-journal-") as tmp:
+        journal: Any
+        if journal_kind == "sqlite":
+            from bridge.journal import SqliteJournal  # type: ignore[attr-defined]
+
+            journal = SqliteJournal(Path(tmp) / "journal.db")
+        else:
+            journal = MemoryJournal()
+        async with Bridge(client, bridge_tools(kind), journal=journal) as bridge:
+            bridge.attach(*sessions)
+            await stop.wait()
+            stats = bridge.stats()
+            tally.dispatched = int(getattr(stats, "calls_completed", 0) or getattr(stats, "completed", 0) or 0)
+
+
+async def journal_micro(calls: int, concurrency: list[int]) -> list[dict[str, float]]:
+    """The journal-only microbenchmark from `bench/journal_cost.py` (memory vs SQLite, no HTTP, no tools)."""
+    from bench import journal_cost  # type: ignore[attr-defined]
+
+    rows = []
+    for level in concurrency:
+        memory, sqlite, fsyncs = await journal_cost.compare(calls, level)
+        rows.append({"concurrency": level, "memory_per_s": memory, "sqlite_per_s": sqlite, "fsyncs_per_call": fsyncs})
+    return rows
+
+
+def say(message: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+async def main() -> None:
+    client = make_client(ARGS.connections)
+    say({"ready": True, "rss_kb": rss_kb(), "pid": __import__("os").getpid()})
+    async with client, anyio.create_task_group() as tg:
+        stop: anyio.Event | None = None
+        done: anyio.Event | None = None
+        tally = Tally()
+        cpu_start = 0.0
+        while True:
+            line = await anyio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
+            if not line:
+                break
+            command = json.loads(line)
+            op = command["op"]
+            if op == "serve":
+                stop, done, tally = anyio.Event(), anyio.Event(), Tally()
+                cpu_start = cpu_seconds()
+                tg.start_soon(run_side, client, command, stop, done, tally)
+                say({"serving": True})
+            elif op == "stop":
+                if stop is None or done is None:
+                    say({"error": "not serving"})
+                    continue
+                stop.set()
+                with anyio.move_on_after(30):
+                    await done.wait()
+                if not done.is_set():
+                    tally.errors.append("did not stop within 30 s")
+                usage = resource.getrusage(resource.RUSAGE_SELF)
+                say(
+                    {
+                        "dispatched": tally.dispatched,
+                        "errors": tally.errors[:20],
+                        "error_count": len(tally.errors),
+                        "cpu_s": cpu_seconds() - cpu_start,
+                        "rss_kb": rss_kb(),
+                        "maxrss_kb": usage.ru_maxrss,
+                    }
+                )
+            elif op == "journal_micro":
+                say({"rows": await journal_micro(command["calls"], command["concurrency"])})
+            elif op == "exit":
+                break
+        tg.cancel_scope.cancel()
+
+
+async def run_side(client: Any, command: dict[str, Any], stop: anyio.Event, done: anyio.Event, tally: Tally) -> None:
+    """Serve until `stop`, recording a failure of the side instead of dying (the driver reports it)."""
+    try:
+        kind: ToolKind = command.get("tool_kind", "async")
+        if ARGS.side == "sdk":
+            await serve_sdk(client, command["sessions"], kind, stop, tally)
+        else:
+            await serve_bridge(client, command["sessions"], kind, command.get("journal", "memory"), stop, tally)
+    except Exception as exc:  # reported, not raised: one failing side must not hide the other's numbers
+        logging.getLogger("bench").exception("side %s failed", ARGS.side)
+        tally.errors.append(f"side failed: {exc!r}")
+    finally:
+        done.set()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench._worker")
+    parser.add_argument("--side", choices=["sdk", "bridge"], required=True)
+    parser.add_argument("--base-url", required=True)
+    parser.add_argument("--api-key", required=True)
+    parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
+    parser.add_argument("--connections", type=int, default=0, help="connection pool size (0: the SDK's default)")
+    return parser.parse_args(argv)
+
+
+ARGS = argparse.Namespace()
+
+if __name__ == "__main__":
+    ARGS = parse_args()
+    logging.basicConfig(level=logging.ERROR, stream=sys.stderr, format="worker %(name)s: %(message)s")
+    anyio.run(main, backend=ARGS.backend)
