@@ -36,7 +36,12 @@ class ResultError(Exception):
 
 
 def sanitize(text: str) -> str:
-    """Replace lone UTF-16 surrogates (which cannot be encoded as UTF-8 and fail the POST) with U+FFFD."""
+    """Replace lone UTF-16 surrogates (which cannot be encoded as UTF-8 and fail the POST) with U+FFFD.
+
+    Also turns str subclasses (a `(str, Enum)` member...) into plain `str` holding the same characters.
+    """
+    if type(text) is not str:
+        text = str.__str__(text)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

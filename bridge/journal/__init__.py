@@ -2,5 +2,6 @@
 
 from ._memory import MemoryJournal
 from ._protocol import CallRecord, CallState, Journal, JournalStats, StoredResult
+from ._sqlite import SqliteJournal
 
-__all__ = ["CallRecord", "CallState", "Journal", "JournalStats", "MemoryJournal", "StoredResult"]
+__all__ = ["CallRecord", "CallState", "Journal", "JournalStats", "MemoryJournal", "SqliteJournal", "StoredResult"]

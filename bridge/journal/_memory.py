@@ -28,6 +28,13 @@ class MemoryJournal:
     def __repr__(self) -> str:
         return f"MemoryJournal(calls={len(self._calls)})"
 
+    async def __aenter__(self) -> MemoryJournal:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
     async def open(self) -> None:
         return None
 
@@ -80,8 +87,9 @@ class MemoryJournal:
         return self._move(session_id, tool_use_id, (CallState.STARTED,), state=CallState.RECEIVED)
 
     async def mark_posted(self, session_id: str, tool_use_ids: Sequence[str]) -> None:
+        now = time.time()
         for tool_use_id in tool_use_ids:
-            self._move(session_id, tool_use_id, _POSTABLE, state=CallState.POSTED)
+            self._move(session_id, tool_use_id, _POSTABLE, state=CallState.POSTED, posted_at=now)
 
     async def mark_acked(self, session_id: str, tool_use_id: str, event_id: str) -> bool:
         allowed = (CallState.COMPLETED, CallState.IN_DOUBT, CallState.POSTED)
@@ -97,16 +105,15 @@ class MemoryJournal:
         return self._calls.get((session_id, tool_use_id))
 
     async def unfinished(self, session_id: str | None = None) -> list[CallRecord]:
-        records = [
+        return [  # dicts keep insertion order, which is arrival order
             r
             for r in self._calls.values()
             if not r.state.finished and (session_id is None or r.session_id == session_id)
         ]
-        return sorted(records, key=lambda r: r.created_at)
 
     async def prune(self, older_than: float) -> int:
         cutoff = time.time() - older_than
-        doomed = [k for k, r in self._calls.items() if r.state.finished and r.updated_at < cutoff]
+        doomed = [k for k, r in self._calls.items() if r.state.finished and r.updated_at <= cutoff]
         for key in doomed:
             del self._calls[key]
         return len(doomed)

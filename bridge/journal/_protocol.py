@@ -11,8 +11,15 @@ received ──start()──> started ──complete()──> completed ──ma
 ```
 
 The at-most-once line is `start()`: a backend must make the `started` state durable before it returns, because the
-tool runs right after. Everything after `completed` is about delivering the stored result exactly once; a result is
-never recomputed because its post failed.
+tool runs right after. `complete()` is durable before it returns too: the journal is the outbox, and a result is
+posted only once it cannot be lost. Everything after `completed` is about delivering the stored result exactly once;
+a result is never recomputed because its post failed.
+
+The other transitions (`receive`, `requeue`, `mark_posted`, `mark_acked`, `abandon`) need only be committed: visible
+to every later call, never reordered, but a power cut may undo the most recent of them. That is safe because each is
+re-derived after a restart: a lost `received` call is read again from the session's history, a lost `posted` or
+`acked` leads to the history check before any re-post, a lost requeue or abandon is redone by recovery. A durable
+backend may use this to skip an fsync (the SQLite journal does; a later durable transition makes them durable too).
 
 Backends: `MemoryJournal` (tests, embedded use), the SQLite journal (the daemon's default), and later PostgreSQL for
 a fleet (owner ids and fences live behind this same interface). One conformance suite runs against every backend.
@@ -72,6 +79,7 @@ class CallRecord:
     attempt: int = 0
     result: StoredResult | None = None
     acked_event_id: str | None = None
+    posted_at: float | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -91,7 +99,8 @@ class Journal(Protocol):
     """The call lifecycle store. All methods are safe to call concurrently from one event loop.
 
     Transition methods return False (and change nothing) when the call is not in the state they expect; the
-    caller treats that as "someone else already did it" and moves on. They never raise for that case.
+    caller treats that as "someone else already did it" and moves on. They never raise for that case. A transition
+    whose caller is cancelled is either applied in full or not at all.
     """
 
     async def open(self) -> None:
@@ -112,17 +121,17 @@ class Journal(Protocol):
         """Record a call as `received` unless it is already known. Returns True when it was new."""
 
     async def start(self, session_id: str, tool_use_id: str) -> bool:
-        """`received` -> `started`, durable before returning; increments `attempt`."""
+        """`received` -> `started`, durable before returning (the tool runs next); increments `attempt`."""
 
     async def complete(self, session_id: str, tool_use_id: str, result: StoredResult) -> bool:
         """`started` (or `received`, for answers given without running) -> `completed`, or `in_doubt` when
-        `result.in_doubt` is set."""
+        `result.in_doubt` is set. Durable before returning: the result is posted next."""
 
     async def requeue(self, session_id: str, tool_use_id: str) -> bool:
         """`started` -> `received`: recovery of an idempotent or read-only call that may be run again."""
 
     async def mark_posted(self, session_id: str, tool_use_ids: Sequence[str]) -> None:
-        """`completed`/`in_doubt` -> `posted` for each id (a batch posted in one request)."""
+        """`completed`/`in_doubt` -> `posted` for each id (a batch posted in one request); sets `posted_at`."""
 
     async def mark_acked(self, session_id: str, tool_use_id: str, event_id: str) -> bool:
         """Any state with a result -> `acked`: the result was seen in the session's history or stream."""
@@ -134,10 +143,16 @@ class Journal(Protocol):
         """The call's current record, or None."""
 
     async def unfinished(self, session_id: str | None = None) -> list[CallRecord]:
-        """Calls not yet `acked` or `abandoned`, oldest first: what recovery must look at."""
+        """Calls not yet `acked` or `abandoned`, in the order they were received: what recovery must look at.
+
+        Arrival order, not `created_at` order: a wall clock can step backwards between two calls.
+        """
 
     async def prune(self, older_than: float) -> int:
-        """Delete finished calls last updated more than `older_than` seconds ago. Returns the count."""
+        """Delete finished calls last updated `older_than` seconds ago or earlier (0: every finished call).
+
+        Returns the count. Unfinished calls are never pruned, however old.
+        """
 
     async def stats(self) -> JournalStats:
         """Counts by state, the oldest unfinished call's age and, for file backends, the size on disk."""

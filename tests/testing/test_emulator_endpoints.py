@@ -10,7 +10,7 @@ import httpx2
 import pytest
 from anthropic.types.beta import BetaManagedAgentsAgent, BetaManagedAgentsSession
 from anthropic.types.beta.beta_environment import BetaEnvironment
-from conftest import CUSTOM_TOOLS, Setup
+from emulator_support import CUSTOM_TOOLS, Setup
 
 from bridge.testing import Behavior, Emulator, validate_model
 

@@ -7,7 +7,7 @@ from typing import Any
 import anyio
 import pytest
 from anthropic import beta_async_tool
-from conftest import BOTH_BACKENDS
+from emulator_support import BOTH_BACKENDS
 
 from bridge.testing import AgentTurn, Emulator
 
@@ -66,7 +66,7 @@ async def run_session(make_setup: Any, api: Emulator) -> str:
 @BOTH_BACKENDS
 async def test_tool_runner_completes_ten_calls() -> None:
     """The SDK runner answers 10 scripted calls (sequential and parallel) and stops when the session terminates."""
-    from conftest import _make_setup
+    from emulator_support import _make_setup
 
     executed.clear()
     async with Emulator(script=ten_calls) as api:
@@ -82,7 +82,7 @@ async def test_tool_runner_completes_ten_calls() -> None:
 @BOTH_BACKENDS
 async def test_tool_runner_survives_a_stream_drop() -> None:
     """The first stream is cut after 8 events; the runner reconnects, reconciles, answers each call exactly once."""
-    from conftest import _make_setup
+    from emulator_support import _make_setup
 
     executed.clear()
     async with Emulator(script=ten_calls) as api:

@@ -10,7 +10,7 @@ import anyio
 import httpx2
 import pytest
 from anthropic.types.beta.sessions import BetaManagedAgentsSessionThread
-from conftest import BOTH_BACKENDS, Setup
+from emulator_support import BOTH_BACKENDS, Setup
 
 from bridge.testing import AgentTurn, Behavior, Emulator, ScriptedAgent, validate_event, validate_model
 from bridge.testing._validate import EVENT_MODELS, LISTED_EVENT_TYPES

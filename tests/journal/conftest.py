@@ -1,0 +1,42 @@
+"""Journal backends under test: every test that takes `journal` or `journals` runs against each of them.
+
+Adding a backend (PostgreSQL) is one fixture returning a `Backend` plus its name in `BACKENDS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from journal_backends import Backend
+
+from bridge.journal import Journal, MemoryJournal, SqliteJournal
+
+BACKENDS = ["memory_backend", "sqlite_backend"]
+
+
+@pytest.fixture
+def memory_backend() -> Backend:
+    return Backend("memory", MemoryJournal, durable=False)
+
+
+@pytest.fixture
+def sqlite_backend(tmp_path: Path) -> Backend:
+    return Backend("sqlite", lambda: SqliteJournal(tmp_path / "journal.db"), durable=True)
+
+
+@pytest.fixture(params=BACKENDS, ids=lambda name: name.removesuffix("_backend"))
+def backend(request: pytest.FixtureRequest) -> Backend:
+    backend: Backend = request.getfixturevalue(request.param)
+    return backend
+
+
+@pytest.fixture
+async def journal(backend: Backend) -> AsyncIterator[Journal]:
+    journal = backend.make()
+    await journal.open()
+    try:
+        yield journal
+    finally:
+        await journal.close()
