@@ -151,8 +151,26 @@ class Worker:
         command = [
             sys.executable, "-m", "bench._worker", "--side", side, "--base-url", api.base_url,
             "--api-key", api.api_key, "--backend", backend, "--connections", str(connections),
+            *os.environ.get("BENCH_WORKER_ARGS", "").split(),
         ]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        profile_dir = os.environ.get("BENCH_PYSPY")
+        if profile_dir:  # profile the workers: py-spy's collapsed stacks, one file per worker (`bench/_profile.py`)
+            Path(profile_dir).mkdir(parents=True, exist_ok=True)
+            out = Path(profile_dir) / f"{side}-{len(os.listdir(profile_dir)):03d}.txt"
+            spy = Path(sys.executable).parent / "py-spy"
+            command = [
+                str(spy) if spy.exists() else "py-spy",
+                "record",
+                "--format",
+                "raw",
+                "--rate",
+                "250",
+                "-o",
+                str(out),
+                "--",
+                *command,
+            ]
         process = await anyio.open_process(command, cwd=ROOT, env=env, stderr=None)
         worker = cls(process, side)
         worker.ready = await worker._read(timeout=60)
@@ -161,6 +179,8 @@ class Worker:
     async def _read(self, timeout: float) -> dict[str, Any]:  # noqa: ASYNC109
         with anyio.fail_after(timeout):
             line = await self._out.receive_until(b"\n", 1 << 24)
+            while not line.startswith(b"{"):  # a profiler's own chatter (py-spy prints to stdout)
+                line = await self._out.receive_until(b"\n", 1 << 24)
         reply: dict[str, Any] = json.loads(line)
         return reply
 

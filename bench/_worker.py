@@ -80,7 +80,8 @@ async def serve_sdk(client: Any, sessions: list[str], kind: ToolKind, stop: anyi
     tools = sdk_tools(kind)
 
     async def one(session_id: str) -> None:
-        runner = client.beta.sessions.events.tool_runner(session_id, tools=tools, max_idle=None)
+        own = make_client(4) if ARGS.pool_per_session else client
+        runner = own.beta.sessions.events.tool_runner(session_id, tools=tools, max_idle=None)
         async for call in runner:
             tally.dispatched += 1
             if call.is_error or not call.posted:
@@ -199,6 +200,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--api-key", required=True)
     parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
     parser.add_argument("--connections", type=int, default=0, help="connection pool size (0: the SDK's default)")
+    parser.add_argument("--pool-per-session", action="store_true", help="(investigation) one HTTP pool per session")
     return parser.parse_args(argv)
 
 
