@@ -1,5 +1,6 @@
 """tool-bridge: serve local Python functions as custom tools to Claude Managed Agents."""
 
+from ._bridge import Bridge
 from ._content import CallResult, ContentBlock, ToolResult, document, image
 from ._context import ToolContext
 from ._errors import (
@@ -15,14 +16,20 @@ from ._errors import (
     ToolError,
     TransportError,
 )
+from ._limits import Limits, Timeouts
 from ._lint import LintIssue, LintReport
+from ._observe import BridgeStats, CallEvent, CallEventKind, Latency
 from ._options import ToolOptions, tool
 from ._tool import Tool
 from ._toolset import Toolset
 
 __all__ = [
     "APIAccessError",
+    "Bridge",
     "BridgeError",
+    "BridgeStats",
+    "CallEvent",
+    "CallEventKind",
     "CallResult",
     "ConfigError",
     "ContentBlock",
@@ -30,10 +37,13 @@ __all__ = [
     "JournalError",
     "JournalLockedError",
     "JournalSchemaError",
+    "Latency",
+    "Limits",
     "LintIssue",
     "LintReport",
     "OperatorError",
     "SessionNotFoundError",
+    "Timeouts",
     "Tool",
     "ToolContext",
     "ToolError",
