@@ -156,7 +156,7 @@ class Worker:
         env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         profile_dir = os.environ.get("BENCH_PYSPY")
         if profile_dir:  # profile the workers: py-spy's collapsed stacks, one file per worker (`bench/_profile.py`)
-            Path(profile_dir).mkdir(parents=True, exist_ok=True)
+            os.makedirs(profile_dir, exist_ok=True)
             out = Path(profile_dir) / f"{side}-{len(os.listdir(profile_dir)):03d}.txt"
             spy = Path(sys.executable).parent / "py-spy"
             command = [

@@ -104,7 +104,7 @@ async def serve_bridge(
     with tempfile.TemporaryDirectory(prefix="bench-journal-") as tmp:
         journal: Any
         if journal_kind == "sqlite":
-            from bridge.journal import SqliteJournal  # type: ignore[attr-defined]
+            from bridge.journal import SqliteJournal
 
             journal = SqliteJournal(Path(tmp) / "journal.db")
         else:
@@ -113,7 +113,10 @@ async def serve_bridge(
             bridge.attach(*sessions)
             await stop.wait()
             stats = bridge.stats()
-            tally.dispatched = int(getattr(stats, "calls_completed", 0) or getattr(stats, "completed", 0) or 0)
+            tally.dispatched = stats.posted
+            tally.errors += [f"{stats.failed} failed"] * bool(stats.failed) + [f"{stats.timed_out} timed out"] * bool(
+                stats.timed_out
+            )
 
 
 async def journal_micro(calls: int, concurrency: list[int]) -> list[dict[str, float]]:
