@@ -255,6 +255,16 @@ class Host:
         for session_id in session_ids:
             await self.api.control.wait_streams(session_id, connects=1, timeout=timeout)
 
+    async def settle(self, quiet: float = 0.3, timeout: float = 120) -> None:  # noqa: ASYNC109
+        """Wait until no request has reached the emulator for `quiet` seconds: the client's set-up (session
+        retrieves, first history reads) is over. A time-based wait on purpose: it must not know either side's
+        start-up sequence, and a benchmark may wait where a test may not."""
+        with anyio.fail_after(timeout):
+            seen = -1
+            while (count := len(self.api.control.requests())) != seen:
+                seen = count
+                await anyio.sleep(quiet)
+
     def count_requests(self, since: int, session_ids: set[str] | None = None) -> dict[str, int]:
         """Requests after index `since` of the request log, by `METHOD route` (session ids replaced by `*`)."""
         counts: dict[str, int] = {}

@@ -18,11 +18,14 @@ Commands:
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
+import os
 import resource
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +49,28 @@ def rss_kb() -> int:
     except OSError:
         pass
     return 0
+
+
+class GcClock:
+    """Seconds spent in the garbage collector (via `gc.callbacks`): a pause there stalls every session at once."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.collections = [0, 0, 0]
+        self._started = 0.0
+        gc.callbacks.append(self._note)
+
+    def _note(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+            self.collections[info["generation"]] += 1
+
+
+GC = GcClock()
+if os.environ.get("BENCH_GC_THRESHOLD"):  # investigation knob: gc.set_threshold(N) for the worker
+    gc.set_threshold(int(os.environ["BENCH_GC_THRESHOLD"]), 50, 100)
 
 
 def cpu_seconds() -> float:
@@ -137,12 +162,12 @@ def say(message: dict[str, Any]) -> None:
 
 async def main() -> None:
     client = make_client(ARGS.connections)
-    say({"ready": True, "rss_kb": rss_kb(), "pid": __import__("os").getpid()})
+    say({"ready": True, "rss_kb": rss_kb(), "pid": os.getpid()})
     async with client, anyio.create_task_group() as tg:
         stop: anyio.Event | None = None
         done: anyio.Event | None = None
         tally = Tally()
-        cpu_start = 0.0
+        cpu_start, gc_start, gc_counts = 0.0, 0.0, [0, 0, 0]
         while True:
             line = await anyio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
             if not line:
@@ -151,7 +176,7 @@ async def main() -> None:
             op = command["op"]
             if op == "serve":
                 stop, done, tally = anyio.Event(), anyio.Event(), Tally()
-                cpu_start = cpu_seconds()
+                cpu_start, gc_start, gc_counts = cpu_seconds(), GC.seconds, list(GC.collections)
                 tg.start_soon(run_side, client, command, stop, done, tally)
                 say({"serving": True})
             elif op == "stop":
@@ -170,6 +195,8 @@ async def main() -> None:
                         "errors": tally.errors[:20],
                         "error_count": len(tally.errors),
                         "cpu_s": cpu_seconds() - cpu_start,
+                        "gc_s": GC.seconds - gc_start,
+                        "gc_collections": [a - b for a, b in zip(GC.collections, gc_counts, strict=True)],
                         "rss_kb": rss_kb(),
                         "maxrss_kb": usage.ru_maxrss,
                     }

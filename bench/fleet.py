@@ -16,6 +16,7 @@ from bench._context import Context, bridge_available
 from bench._host import Worker
 from bench._measure import median, percentile
 from bench._tools import SLEEP_SECONDS
+from bench._worker import cpu_seconds
 
 SIZES = (100, 1000)
 TARGET_P99_OVERHEAD = 0.250
@@ -40,8 +41,11 @@ async def fleet_once(ctx: Context, side: str, size: int, timeout: float) -> dict
         await host.wait_connected(ids, timeout)
         await host.send(ids, {"calls": 1, "tool": "sleep", "barrier": True})
         await recorder.wait_parked(size, timeout)
+        await host.settle()
+        server_cpu = cpu_seconds()
         recorder.release()
         turns = await recorder.wait_turns(ids, timeout)
+        server_cpu = cpu_seconds() - server_cpu
         stats = await worker.call({"op": "stop"}, timeout=timeout)
     finally:
         await worker.close()
@@ -61,6 +65,9 @@ async def fleet_once(ctx: Context, side: str, size: int, timeout: float) -> dict
         "rss_baseline_mb": worker.ready.get("rss_kb", 0) / 1024,
         "peak_rss_mb": stats.get("maxrss_kb", 0) / 1024,
         "cpu_s": stats.get("cpu_s", float("nan")),
+        "emulator_cpu_s": server_cpu,
+        "gc_s": stats.get("gc_s", float("nan")),
+        "gc_collections": stats.get("gc_collections"),
         "client_errors": stats.get("error_count", 0),
     }
 
