@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sys
 import threading
 import time
@@ -122,6 +123,9 @@ def make_script(recorder: Recorder) -> Any:
             return
         if spec.get("barrier"):
             await recorder.park()
+        if spec.get("steady"):
+            await steady(agent, spec)
+            return
         calls = [(spec["tool"], {"i": i}) for i in range(spec["calls"])]
         started = time.perf_counter()
         results = await agent.call_tools(calls)
@@ -131,6 +135,20 @@ def make_script(recorder: Recorder) -> Any:
         recorder.record(
             Turn(spec.get("tag", agent.session_id), agent.session_id, len(calls), started, ended, errors, unanswered)
         )
+        await agent.say("done")
+
+    async def steady(agent: AgentTurn, spec: dict[str, Any]) -> None:
+        """One call always in flight: after a random start within one tool time, call back to back, each timed."""
+        seconds, rounds = spec["steady"]["seconds"], spec["steady"]["rounds"]
+        await anyio.sleep(random.uniform(0, seconds))
+        for k in range(rounds):
+            started = time.perf_counter()
+            result = await agent.call_tool("sleep", {"i": k, "seconds": seconds})
+            ended = time.perf_counter()
+            tag = f"{spec.get('tag', agent.session_id)}:{k}"
+            recorder.record(
+                Turn(tag, agent.session_id, 1, started, ended, int(result.is_error), int(result.interrupted))
+            )
         await agent.say("done")
 
     return script

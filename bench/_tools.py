@@ -19,7 +19,11 @@ TOOL_DEFINITIONS: list[dict[str, Any]] = [
         "type": "custom",
         "name": name,
         "description": description,
-        "input_schema": {"type": "object", "properties": {"i": {"type": "integer"}}, "required": ["i"]},
+        "input_schema": {
+            "type": "object",
+            "properties": {"i": {"type": "integer"}, "seconds": {"type": "number"}},
+            "required": ["i"],
+        },
     }
     for name, description in (("sleep", "Wait 50 ms, as an I/O-bound tool would."), ("noop", "Return at once."))
 ]
@@ -32,9 +36,9 @@ def sdk_tools(kind: ToolKind) -> list[Any]:
     if kind == "async":
 
         @beta_async_tool(name="sleep")
-        async def sleep_async(i: int) -> str:
-            """Wait 50 ms, as an I/O-bound tool would."""
-            await anyio.sleep(SLEEP_SECONDS)
+        async def sleep_async(i: int, seconds: float = SLEEP_SECONDS) -> str:
+            """Wait 50 ms (or `seconds`), as an I/O-bound tool would."""
+            await anyio.sleep(seconds)
             return "ok"
 
         @beta_async_tool(name="noop")
@@ -45,9 +49,9 @@ def sdk_tools(kind: ToolKind) -> list[Any]:
         return [sleep_async, noop_async]
 
     @beta_tool(name="sleep")
-    def sleep_sync(i: int) -> str:
-        """Wait 50 ms, as an I/O-bound tool would."""
-        time.sleep(SLEEP_SECONDS)
+    def sleep_sync(i: int, seconds: float = SLEEP_SECONDS) -> str:
+        """Wait 50 ms (or `seconds`), as an I/O-bound tool would."""
+        time.sleep(seconds)
         return "ok"
 
     @beta_tool(name="noop")
@@ -65,13 +69,14 @@ def bridge_tools(kind: ToolKind) -> list[Any]:
     if kind == "async":
 
         @tool(name="sleep")
-        async def sleep_async(i: int) -> str:
-            """Wait 50 ms, as an I/O-bound tool would.
+        async def sleep_async(i: int, seconds: float = SLEEP_SECONDS) -> str:
+            """Wait 50 ms (or `seconds`), as an I/O-bound tool would.
 
             Args:
                 i: The call's index.
+                seconds: How long to wait.
             """
-            await anyio.sleep(SLEEP_SECONDS)
+            await anyio.sleep(seconds)
             return "ok"
 
         @tool(name="noop")
@@ -86,13 +91,14 @@ def bridge_tools(kind: ToolKind) -> list[Any]:
         return [sleep_async, noop_async]
 
     @tool(name="sleep")
-    def sleep_sync(i: int) -> str:
-        """Wait 50 ms, as an I/O-bound tool would.
+    def sleep_sync(i: int, seconds: float = SLEEP_SECONDS) -> str:
+        """Wait 50 ms (or `seconds`), as an I/O-bound tool would.
 
         Args:
             i: The call's index.
+            seconds: How long to wait.
         """
-        time.sleep(SLEEP_SECONDS)
+        time.sleep(seconds)
         return "ok"
 
     @tool(name="noop")

@@ -2,7 +2,7 @@
 
 `python -m bench._worker --side sdk|bridge` reads one JSON command per line on stdin and answers one JSON line on
 stdout. Each side runs in a process of its own, apart from the emulator (which lives in the driver, `_host.py`), so
-that what one process measures about itself is its own: peak RSS (`ru_maxrss`), CPU seconds (`getrusage`), and no
+that what one process measures about itself is its own: peak RSS (`VmHWM`), CPU seconds (`getrusage`), and no
 GIL shared with the server it talks to, as with the real API.
 
 Commands:
@@ -40,15 +40,29 @@ if str(ROOT) not in sys.path:
 from bench._tools import ToolKind, bridge_tools, sdk_tools  # noqa: E402
 
 
-def rss_kb() -> int:
-    """Current resident set size in KiB (from /proc; 0 where there is none)."""
+def _status_kb(field: str) -> int:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def rss_kb() -> int:
+    """Current resident set size in KiB (from /proc; 0 where there is none)."""
+    return _status_kb("VmRSS")
+
+
+def peak_rss_kb() -> int:
+    """Peak resident set size of this process in KiB.
+
+    `VmHWM` (the high-water mark of this address space), not `getrusage().ru_maxrss`: on Linux `ru_maxrss` survives
+    fork and exec, so a worker started by the driver would report the driver's own peak whenever that was higher.
+    """
+    peak = _status_kb("VmHWM")
+    return peak or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 class GcClock:
@@ -188,7 +202,6 @@ async def main() -> None:
                     await done.wait()
                 if not done.is_set():
                     tally.errors.append("did not stop within 30 s")
-                usage = resource.getrusage(resource.RUSAGE_SELF)
                 say(
                     {
                         "dispatched": tally.dispatched,
@@ -198,7 +211,7 @@ async def main() -> None:
                         "gc_s": GC.seconds - gc_start,
                         "gc_collections": [a - b for a, b in zip(GC.collections, gc_counts, strict=True)],
                         "rss_kb": rss_kb(),
-                        "maxrss_kb": usage.ru_maxrss,
+                        "maxrss_kb": peak_rss_kb(),
                     }
                 )
             elif op == "journal_micro":

@@ -13,10 +13,11 @@ How it measures:
       has arrived (`bench/_host.py`). Start-up and shutdown of either side are not in it.
     * Each workload alternates the sides (A B, B A, ...) over several repetitions after one warm-up each, and
       reports medians. A ratio is SDK time / bridge time for the same work, i.e. the throughput ratio.
-    * Peak RSS (workload 4) is `ru_maxrss` of the worker process that served the sessions: a fresh process per
-      measurement, holding nothing but that side (the emulator lives elsewhere). tracemalloc was not used: it sees
-      only Python allocations, not what the process really holds, and it slows every allocation, which would distort
-      the timings taken in the same run.
+    * Peak RSS (workload 4) is the high-water mark (`VmHWM`) of the worker process that served the sessions: a fresh
+      process per measurement, holding nothing but that side (the emulator lives elsewhere). Not `ru_maxrss`: Linux
+      carries it across fork and exec, so a worker would report the driver's peak. Not tracemalloc: it sees only
+      Python allocations, not what the process really holds, and it slows every allocation, which would distort the
+      timings taken in the same run.
     * The machine (2 cores, shared) is noisy: compare ratios within one run, not absolute times across runs.
 
 Output: progress on stderr; a markdown report on stdout, followed by the same results as JSON in a fenced block.
