@@ -6,8 +6,9 @@ that what one process measures about itself is its own: peak RSS (`VmHWM`), CPU 
 GIL shared with the server it talks to, as with the real API.
 
 Commands:
-    {"op": "serve", "sessions": [...], "tool_kind": "async", "journal": "memory"}  -> {"serving": true}
-        Start serving those sessions (SDK: one `tool_runner` per session in one task group; ours: one Bridge).
+    {"op": "serve", "sessions": [...], "tool_kind": "async", "journal": "memory", "limits": {}}  -> {"serving": true}
+        Start serving those sessions (SDK: one `tool_runner` per session in one task group; ours: one Bridge, with
+        `Limits(**limits)`).
     {"op": "stop"}  -> {"dispatched", "errors", "cpu_s", "rss_kb", "maxrss_kb"}
         Stop serving (cancel the runners / close the Bridge) and report.
     {"op": "journal_micro", "calls": N, "concurrency": [..]}  -> {"rows": [...]}
@@ -134,10 +135,16 @@ async def serve_sdk(client: Any, sessions: list[str], kind: ToolKind, stop: anyi
 
 
 async def serve_bridge(
-    client: Any, sessions: list[str], kind: ToolKind, journal_kind: str, stop: anyio.Event, tally: Tally
+    client: Any,
+    sessions: list[str],
+    kind: ToolKind,
+    journal_kind: str,
+    limits: dict[str, Any],
+    stop: anyio.Event,
+    tally: Tally,
 ) -> None:
-    """Ours: one Bridge in this process serving every session."""
-    from bridge import Bridge
+    """Ours: one Bridge in this process serving every session (`limits`: `Limits` fields, default when empty)."""
+    from bridge import Bridge, Limits
     from bridge.journal import MemoryJournal
 
     with tempfile.TemporaryDirectory(prefix="bench-journal-") as tmp:
@@ -148,7 +155,7 @@ async def serve_bridge(
             journal = SqliteJournal(Path(tmp) / "journal.db")
         else:
             journal = MemoryJournal()
-        async with Bridge(client, bridge_tools(kind), journal=journal) as bridge:
+        async with Bridge(client, bridge_tools(kind), journal=journal, limits=Limits(**limits)) as bridge:
             bridge.attach(*sessions)
             await stop.wait()
             stats = bridge.stats()
@@ -228,7 +235,8 @@ async def run_side(client: Any, command: dict[str, Any], stop: anyio.Event, done
         if ARGS.side == "sdk":
             await serve_sdk(client, command["sessions"], kind, stop, tally)
         else:
-            await serve_bridge(client, command["sessions"], kind, command.get("journal", "memory"), stop, tally)
+            journal, limits = command.get("journal", "memory"), command.get("limits", {})
+            await serve_bridge(client, command["sessions"], kind, journal, limits, stop, tally)
     except Exception as exc:  # reported, not raised: one failing side must not hide the other's numbers
         logging.getLogger("bench").exception("side %s failed", ARGS.side)
         tally.errors.append(f"side failed: {exc!r}")

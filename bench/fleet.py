@@ -13,7 +13,8 @@ serving this many sessions and nothing else:
 
 Before the calls start, the driver waits for the client's set-up requests (session reads, first history reads) to
 stop, so the timed window holds only the calls. Both sides get a connection pool large enough for one stream per
-session plus the posts (the SDK's default pool, 1,000 connections, cannot hold 1,000 streams and post too).
+session plus the posts (the SDK's default pool, 1,000 connections, cannot hold 1,000 streams and post too), and the
+Bridge a global concurrency limit of one call per session (its default, 256, would make 1,000 calls queue).
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ async def fleet_once(ctx: Context, side: str, size: int, mode: Mode, timeout: fl
 
         ids = await host.new_sessions(size)
         recorder.reset()
-        await worker.call({"op": "serve", "sessions": ids})
+        # One call per session must be able to run at once: the Bridge's default global limit (256) would queue the
+        # rest. The SDK has no limit to raise (one runner per session).
+        await worker.call({"op": "serve", "sessions": ids, "limits": {"max_concurrency": size + 1}})
         await host.wait_connected(ids, timeout)
         if mode == "steady":
             spec: dict[str, Any] = {"barrier": True, "steady": {"seconds": STEADY_SECONDS, "rounds": STEADY_ROUNDS}}
