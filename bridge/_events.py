@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import typing
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
+import httpx2
 import pydantic
 from anthropic import AsyncStream
 from anthropic.resources.beta.sessions.events import AsyncEvents
@@ -37,7 +40,7 @@ from ._api import Failure, backoff, classify, describe, mapped
 from ._limits import Timeouts
 from ._observe import Observer, log_extra
 
-__all__ = ["Event", "Intake", "parse_event"]
+__all__ = ["Event", "Frame", "Intake", "parse_event", "sse_frames"]
 
 logger = logging.getLogger("bridge.intake")
 
@@ -70,6 +73,51 @@ def parse_event(data: Any) -> Event | None:
         return model.model_validate(data)
     except pydantic.ValidationError:
         return None
+
+
+class Frame(NamedTuple):
+    """One server-sent event: its `event:` name (None if absent) and its `data:` lines joined."""
+
+    event: str | None
+    data: str
+
+
+_EOL = re.compile(rb"\r\n|\r|\n")
+
+
+async def sse_frames(response: httpx2.Response) -> AsyncGenerator[Frame, None]:
+    """Decode a response body into SSE frames; a comment line (a keep-alive) comes out as a `ping` frame.
+
+    The read-idle watchdog must see keep-alives, which the SDK's typed iterator swallows, and every generator in the
+    chain must be closed when a stream is abandoned (trio warns about one left to the garbage collector), so this
+    small decoder replaces the SDK's. Framing follows the SSE spec: `field: value` lines, a blank line ends a frame.
+    """
+    buffer = bytearray()
+    event: str | None = None
+    data: list[str] = []
+    async with aclosing(response.aiter_bytes()) as chunks:
+        async for chunk in chunks:
+            buffer += chunk
+            start = 0
+            while (match := _EOL.search(buffer, start)) is not None:
+                if match.group() == b"\r" and match.end() == len(buffer):
+                    break  # maybe the first half of a CRLF split across chunks
+                line = buffer[start : match.start()].decode("utf-8", errors="replace")
+                start = match.end()
+                if not line:
+                    if event is not None or data:
+                        yield Frame(event, "\n".join(data))
+                    event, data = None, []
+                elif line.startswith(":"):
+                    yield Frame("ping", "")
+                else:
+                    field, _, value = line.partition(":")
+                    value = value[1:] if value.startswith(" ") else value
+                    if field == "event":
+                        event = value
+                    elif field == "data":
+                        data.append(value)
+            del buffer[:start]
 
 
 class _StreamEnded(Exception):
@@ -168,7 +216,7 @@ class Intake:
             await self._handler(batch, not backfill)
 
     async def _pump(self, stream: AsyncStream[Any]) -> None:
-        frames: AsyncIterator[Any] = AsyncStream.raw_events(stream.response)
+        frames = sse_frames(stream.response)
         try:
             while not self._stopped:
                 with anyio.move_on_after(self._timeouts.stream_idle) as idle:
@@ -180,7 +228,7 @@ class Intake:
                     raise _StreamEnded(f"no data for {self._timeouts.stream_idle:g}s (stalled)")
                 if sse.event == "error":
                     self._raise_stream_error(sse.data)
-                if sse.event in (None, "ping") or not sse.data:
+                if sse.event == "ping" or not sse.data:
                     continue
                 try:
                     data = json.loads(sse.data)
@@ -196,7 +244,7 @@ class Intake:
                 await self._handler([event], True)
         finally:
             with anyio.CancelScope(shield=True):
-                await frames.aclose()  # type: ignore[attr-defined]
+                await frames.aclose()
 
     def _raise_stream_error(self, data: str) -> None:
         try:

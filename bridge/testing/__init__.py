@@ -28,11 +28,13 @@ Public names:
     Behavior: the emulator's configurable answers to what the real API leaves unknown.
     InvariantReport / CallReport: what happened to every tool call.
     validate_event / validate_model: strict validation against the SDK's own models (no undeclared fields).
+    demo_script: the scripted agent `bridge demo` runs (tool names are parameters).
     serve_forever: run an emulator from the command line (`python -m bridge.testing`).
 """
 
 from ._config import Behavior
 from ._control import Control
+from ._demo import demo_script
 from ._http import RequestRecord
 from ._invariants import CallReport, InvariantReport
 from ._script import AgentTurn, Script, ScriptedAgent, ToolCallResult
@@ -50,6 +52,7 @@ __all__ = [
     "Script",
     "ScriptedAgent",
     "ToolCallResult",
+    "demo_script",
     "serve_forever",
     "validate_event",
     "validate_model",

@@ -9,7 +9,7 @@ from typing import Any
 
 import anyio
 import pytest
-from e2e_support import BOTH_BACKENDS, Calls, World, world
+from e2e_support import BOTH_BACKENDS, Calls, World, serve_turn, world
 
 from bridge import APIAccessError, Bridge, CallEventKind, Timeouts, tool
 from bridge.journal import MemoryJournal
@@ -196,7 +196,7 @@ async def test_401_mid_run_is_a_clear_error_and_a_restart_posts_without_rerunnin
         assert sum(tools.runs.values()) == 3
         assert w.api.control.invariants(session_id).unanswered  # nothing was posted: the key was refused
         async with Bridge(w.client, [tools.work], journal=journal, timeouts=FAST) as bridge:
-            bridge.attach(session_id)
             with anyio.fail_after(10):
-                await w.api.control.wait_idle(session_id, "end_turn")
+                await serve_turn(bridge, session_id)
         assert_clean(w.api.control, session_id, tools)
+        assert not await journal.unfinished(session_id)
