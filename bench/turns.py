@@ -61,4 +61,12 @@ async def w3(ctx: Context) -> dict[str, Any]:
     """20 trivial calls with 50 ms of latency on every POST /events."""
     ctx.log("w3: 20 trivial calls, 50 ms added to every POST /events")
     result = await _sdk_vs_bridge(ctx, {"calls": 20, "tool": "noop"}, reps=ctx.reps_for(3, 7), post_latency=W3_LATENCY)
-    return {"kind": "turn", "title": "20 trivial calls, +50 ms on every POST", "target": 25.0, **result}
+    # No client is answered before one POST has landed, so SDK time / latency bounds the ratio for any client.
+    ceiling = result["arms"]["sdk"]["median_s"] / W3_LATENCY
+    result["notes"].append(
+        f"ceiling: no result lands before one POST's {W3_LATENCY * 1000:.0f} ms, so no client can beat the SDK by "
+        f"more than SDK time / {W3_LATENCY * 1000:.0f} ms = {ceiling:.1f}x here (about N = 20 calls plus the SDK's own "
+        "per-call cost); the 25x target is above that ceiling"
+    )
+    title = "20 trivial calls, +50 ms on every POST"
+    return {"kind": "turn", "title": title, "target": 25.0, "ceiling": ceiling, **result}
