@@ -40,7 +40,10 @@ def _row(key: str, result: dict[str, Any]) -> list[str]:
         arms, ratio, target = result["arms"], result["ratio"], result["target"]
         met = ratio >= target if _ok(ratio) else None
         ratio_text = f"**{ratio:.1f}x**" if _ok(ratio) else "n/a"
-        return [name, _turn_cell(arms.get("sdk")), _turn_cell(arms.get("bridge")), ratio_text, f">= {target:g}x",
+        target_text = f">= {target:g}x"
+        if _ok(result.get("ceiling", float("nan"))):
+            target_text += f" (most possible: {result['ceiling']:.1f}x)"
+        return [name, _turn_cell(arms.get("sdk")), _turn_cell(arms.get("bridge")), ratio_text, target_text,
                 _met(met)]  # fmt: skip
     if kind == "journal":
         arms = result.get("arms", {})
@@ -188,10 +191,10 @@ def write_chart(report: dict[str, Any], path: Path) -> str:
     if not fleet or "results" not in fleet:
         return "no chart: workload 4 was not run"
     try:
-        import matplotlib
+        import matplotlib  # type: ignore[import-not-found]
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # type: ignore[import-not-found]
     except ImportError:
         return "no chart: matplotlib is not installed (pip install matplotlib)"
     sizes = sorted({int(key.split()[1]) for key in fleet["results"]})

@@ -167,7 +167,7 @@ async def serve_bridge(
 
 async def journal_micro(calls: int, concurrency: list[int]) -> list[dict[str, float]]:
     """The journal-only microbenchmark from `bench/journal_cost.py` (memory vs SQLite, no HTTP, no tools)."""
-    from bench import journal_cost  # type: ignore[attr-defined]
+    from bench import journal_cost
 
     rows = []
     for level in concurrency:

@@ -92,7 +92,7 @@ async def w6(ctx: Context) -> dict[str, Any]:
                 f"call->answer {run['call_to_answer_s'] * 1000:.0f} ms, "
                 f"reconnect->answer {run['reconnect_to_answer_s'] * 1000:.0f} ms"
             )
-    arms = {}
+    arms: dict[str, dict[str, Any]] = {}
     for side, side_runs in runs.items():
         numeric = [k for k, v in side_runs[0].items() if isinstance(v, int | float) and not isinstance(v, bool)]
         arms[side] = {**{k: median([float(r[k]) for r in side_runs]) for k in numeric}, "runs": side_runs}
