@@ -144,7 +144,7 @@ def _details(key: str, result: dict[str, Any]) -> list[str]:
         ]  # fmt: skip
         lines.append("\nJournal only (`bench/journal_cost.py`, the five transitions of a call, no HTTP):\n")
         lines.append(_table(rows, ["calls in flight", "memory calls/s", "SQLite calls/s", "SQLite / memory",
-                                   "fsyncs per call"]))  # fmt: skip
+                                   "fsyncs per call"]) + "\n")  # fmt: skip
     for note in result.get("notes", []):
         lines.append(f"- {NAMES.get(key, key)}: {note}")
     if "error" in result:

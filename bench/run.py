@@ -21,6 +21,10 @@ How it measures:
     * The machine (2 cores, shared) is noisy: compare ratios within one run, not absolute times across runs.
 
 Output: progress on stderr; a markdown report on stdout, followed by the same results as JSON in a fenced block.
+
+Investigation knobs (environment, for the workers): `BENCH_PYSPY=dir` runs each worker under py-spy and writes its
+collapsed stacks there (summarise with `python -m bench._profile dir/*.txt`); `BENCH_GC_THRESHOLD=100000` raises the
+workers' first GC threshold; `BENCH_WORKER_ARGS=--pool-per-session` gives each SDK runner its own HTTP pool.
 """
 
 from __future__ import annotations
