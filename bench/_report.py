@@ -191,10 +191,10 @@ def write_chart(report: dict[str, Any], path: Path) -> str:
     if not fleet or "results" not in fleet:
         return "no chart: workload 4 was not run"
     try:
-        import matplotlib  # type: ignore[import-not-found]
+        import matplotlib  # type: ignore[import-not-found,unused-ignore]
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # type: ignore[import-not-found]
+        import matplotlib.pyplot as plt  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return "no chart: matplotlib is not installed (pip install matplotlib)"
     sizes = sorted({int(key.split()[1]) for key in fleet["results"]})
