@@ -4,6 +4,7 @@ from ._bridge import Bridge
 from ._content import CallResult, ContentBlock, ToolResult, document, image
 from ._context import ToolContext
 from ._errors import (
+    AgentConflictError,
     APIAccessError,
     BridgeError,
     ConfigError,
@@ -20,11 +21,13 @@ from ._limits import Limits, Timeouts
 from ._lint import LintIssue, LintReport
 from ._observe import BridgeStats, CallEvent, CallEventKind, Latency
 from ._options import ToolOptions, tool
+from ._sync import SyncResult, ToolChange, ToolDiff, create_agent, diff_tools, sync_agent
 from ._tool import Tool
 from ._toolset import Toolset
 
 __all__ = [
     "APIAccessError",
+    "AgentConflictError",
     "Bridge",
     "BridgeError",
     "BridgeStats",
@@ -43,15 +46,21 @@ __all__ = [
     "LintReport",
     "OperatorError",
     "SessionNotFoundError",
+    "SyncResult",
     "Timeouts",
     "Tool",
+    "ToolChange",
     "ToolContext",
+    "ToolDiff",
     "ToolError",
     "ToolOptions",
     "ToolResult",
     "Toolset",
     "TransportError",
+    "create_agent",
+    "diff_tools",
     "document",
     "image",
+    "sync_agent",
     "tool",
 ]

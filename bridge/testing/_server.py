@@ -43,6 +43,7 @@ class Emulator:
         scripts: Per-agent scripts, keyed by agent name; agents not named here run `script`.
         behavior: The emulator's answers to what the real API leaves unknown (see `Behavior`).
         api_key: The key clients must send (default: a random `sk-ant-emulator-...`).
+        extra_api_keys: More accepted Bearer keys, e.g. an `environment_key` a runner authenticates with.
         host: Interface to bind (127.0.0.1).
         port: Port to bind (0: a free one).
         max_retries: `max_retries` of the clients `client()` makes (the SDK's default is 2).
@@ -59,6 +60,7 @@ class Emulator:
         scripts: dict[str, Script] | None = None,
         behavior: Behavior | None = None,
         api_key: str | None = None,
+        extra_api_keys: tuple[str, ...] = (),
         host: str = "127.0.0.1",
         port: int = 0,
         max_retries: int = 2,
@@ -68,6 +70,7 @@ class Emulator:
     ) -> None:
         self.behavior = behavior or Behavior()
         self.api_key = api_key or "sk-ant-emulator-" + secrets.token_hex(8)
+        self.extra_api_keys = extra_api_keys
         self.host = host
         self.max_retries = max_retries
         self.webhook_url = webhook_url
@@ -131,7 +134,7 @@ class Emulator:
         """Bind, start the loop thread and serve (blocking; prefer `async with` / `with`)."""
         app = EdgeMiddleware(
             build_app(self._store, self._stream_rules),
-            api_key=self.api_key,
+            api_keys=frozenset({self.api_key, *self.extra_api_keys}),
             faults=self._faults,
             require_beta=self.behavior.require_beta_header,
             log=self._requests,

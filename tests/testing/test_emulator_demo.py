@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import pytest
 from anthropic import beta_async_tool, beta_tool
-from conftest import Setup
+from emulator_support import Setup
 
 from bridge.testing import Emulator, demo_script
 
@@ -48,7 +48,7 @@ async def test_demo_script_with_the_sdk_runner(make_setup: Any) -> None:
         setup: Setup = await make_setup(api)
         sid = await setup.session()
         runner = setup.client.beta.sessions.events.tool_runner(
-            sid, tools=[sql_query, slow_report, get_time, get_weather], max_idle=None
+            sid, tools=[sql_query, slow_report, get_time, get_weather], max_idle=0
         )
         calls: list[Any] = []
         async with anyio.create_task_group() as tg:
@@ -60,7 +60,6 @@ async def test_demo_script_with_the_sdk_runner(make_setup: Any) -> None:
             await api.control.wait_streams(sid, open=1)
             await setup.say(sid, "what tables do we have?")
             await api.control.wait_idle(sid)
-            api.control.terminate(sid)
         assert [(c.name, c.is_error) for c in calls] == [
             ("sql_query", True),
             ("sql_query", False),

@@ -11,9 +11,9 @@ import anyio
 import httpx2
 import pytest
 from anthropic import beta_async_tool
-from conftest import Setup
+from emulator_support import Setup
 
-from bridge.testing import Emulator, ScriptedAgent
+from bridge.testing import Behavior, Emulator, ScriptedAgent
 
 pytestmark = pytest.mark.anyio
 EVENTS = "POST /v1/sessions/{session_id}/events"
@@ -72,6 +72,11 @@ async def test_latency_per_route(setup: Setup) -> None:
     assert anyio.current_time() - start >= 0.05
     setup.api.control.latency("GET /v1/agents/{agent_id}", None)
     assert setup.api.control.requests("GET /v1/agents/*")[-1].status == 200
+    setup.api.control.latency("GET **", 0.05)
+    start = anyio.current_time()
+    await setup.client.beta.environments.retrieve(setup.environment_id)
+    assert anyio.current_time() - start >= 0.05
+    assert len(setup.api.control.requests("GET /v1/**")) == 2
 
 
 async def test_drop_streams_cuts_the_connection(setup: Setup) -> None:
@@ -131,8 +136,8 @@ async def add(a: int, b: int) -> str:
 
 
 async def run_runner_through(api: Emulator, setup: Setup, sid: str, fault: Any) -> list[Any]:
-    """Run the SDK runner on `sid`, apply `fault` once its stream is open, send a message, finish the turn."""
-    runner = setup.client.beta.sessions.events.tool_runner(sid, tools=[add], max_idle=None)
+    """Run the SDK runner on `sid`, apply `fault` once its stream is open, send a message; it stops at end_turn."""
+    runner = setup.client.beta.sessions.events.tool_runner(sid, tools=[add], max_idle=0)
     calls: list[Any] = []
     async with anyio.create_task_group() as tg:
 
@@ -145,13 +150,13 @@ async def run_runner_through(api: Emulator, setup: Setup, sid: str, fault: Any) 
         fault(sid)
         await setup.say(sid)
         await api.control.wait_idle(sid, "end_turn")
-        api.control.terminate(sid)
     return calls
 
 
 async def test_runner_reconnects_after_a_stall(make_setup: Any) -> None:
     """A stalled stream (socket open, no bytes) hits the SDK's read timeout; the runner reconnects and answers."""
-    async with Emulator(script=ScriptedAgent.calls([("add", {"a": 1, "b": 2})])) as api:
+    behavior = Behavior(ping_interval=0.05)  # healthy streams stay inside the read timeout, stalled ones do not
+    async with Emulator(script=ScriptedAgent.calls([("add", {"a": 1, "b": 2})]), behavior=behavior) as api:
         setup: Setup = await make_setup(api, timeout=httpx2.Timeout(5.0, read=0.3))
         sid = await setup.session()
         calls = await run_runner_through(api, setup, sid, api.control.stall_streams)
@@ -181,3 +186,12 @@ async def test_stalled_stream_resumes_with_what_it_held(setup: Setup) -> None:
         await setup.api.control.wait_idle(sid, "requires_action")
         setup.api.control.resume_streams(sid)
         assert (await anext(events)).type == "user.message"
+
+
+async def test_injected_error_code_picks_the_sdk_exception(setup: Setup) -> None:
+    """`fail_next(..., error_code=)` fills `error.details.error_code`, which the SDK maps to its typed exception."""
+    setup.api.control.fail_next("GET /v1/environments/*", 404, error_code="environment_not_found", message="gone")
+    with pytest.raises(anthropic.NotFoundError) as info:
+        await setup.client.beta.environments.retrieve(setup.environment_id)
+    assert (info.value.error_code, info.value.api_message) == ("environment_not_found", "gone")
+    assert type(info.value).__name__ == "BetaEnvironmentNotFoundError"

@@ -16,7 +16,7 @@ import anthropic
 import anyio
 import pytest
 from anthropic.types.beta import BetaWebhookEvent
-from conftest import Setup
+from emulator_support import Setup
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -114,3 +114,19 @@ async def test_signed_webhooks_verify_with_the_sdk(make_setup: Any) -> None:
                 setup.client.beta.webhooks.unwrap(tampered, headers=received[-1][1], key=api.webhook_key)
     finally:
         await anyio.to_thread.run_sync(receiver.stop)
+
+
+async def test_many_concurrent_waits_and_cancelled_waits(setup: Setup) -> None:
+    """Hundreds of control waits can be pending at once (no thread each); a cancelled wait does not disturb others."""
+    sids = [await setup.session() for _ in range(100)]
+    async with anyio.create_task_group() as tg:
+        for sid in sids:
+            tg.start_soon(setup.api.control.wait_idle, sid, "requires_action")
+        for sid in sids:
+            await setup.say(sid)
+    with anyio.move_on_after(0.05) as scope:
+        await setup.api.control.wait_event(sids[0], "agent.message")
+    assert scope.cancelled_caught
+    (call_id,) = (await setup.api.control.wait_idle(sids[0], "requires_action"))["stop_reason"]["event_ids"]
+    await setup.answer(sids[0], call_id, "3")
+    assert (await setup.api.control.wait_event(sids[0], "agent.message"))["content"][0]["text"] == "done"
