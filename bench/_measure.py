@@ -85,6 +85,9 @@ async def one_turn(
     notes: list[str] = []
     try:
         await host.wait_connected([session_id])
+        # Let the client finish attaching (its first history read) before the turn: otherwise that read races the
+        # turn's events, which then arrive twice (listed and streamed), and the figure mixes set-up into the calls.
+        await host.settle(quiet=0.15)
         if post_latency:
             control.latency(LATENCY_ROUTE, post_latency)
         await host.send([session_id], spec)
