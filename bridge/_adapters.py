@@ -16,13 +16,14 @@ from typing import Any
 
 import pydantic
 
+from ._compile import Impl
 from ._context import ToolContext
 from ._errors import DefinitionError
 from ._lint import LintIssue
+from ._problems import InputError, describe_validation_error
 from ._resources import Resource
 from ._schema import build_schema_from_json
-from ._tool import Impl, Tool
-from ._validation import InputError, describe_validation_error
+from ._tool import Tool
 
 __all__ = ["adapt"]
 

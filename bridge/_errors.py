@@ -9,6 +9,7 @@ BridgeError                      base of everything tool-bridge raises
 │   ├── APIAccessError           401/403: the key cannot reach the session or agent
 │   ├── SessionNotFoundError     404: the session (or agent) does not exist
 │   ├── TransportError           the API stayed unreachable after retries
+│   ├── AgentConflictError       an agent kept changing under `bridge sync` (its version moved twice)
 │   └── JournalError             the durable journal cannot be used
 │       ├── JournalLockedError   another process holds the journal
 │       └── JournalSchemaError   the journal file was written by a newer tool-bridge
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 __all__ = [
     "APIAccessError",
+    "AgentConflictError",
     "BridgeError",
     "ConfigError",
     "DefinitionError",
@@ -78,6 +80,10 @@ class SessionNotFoundError(OperatorError):
 
 class TransportError(OperatorError):
     """The API stayed unreachable or kept failing after every retry."""
+
+
+class AgentConflictError(OperatorError):
+    """Someone else kept updating the agent while a sync pushed its tools (the optimistic `version` moved twice)."""
 
 
 class JournalError(OperatorError):

@@ -13,15 +13,13 @@ import logging
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import anyio.to_thread
 
+from ._compile import Impl, build_impl
 from ._errors import DefinitionError
-
-if TYPE_CHECKING:
-    from ._tool import Impl
 
 __all__ = ["CLOSE_TIMEOUT", "Resource", "ToolResource"]
 
@@ -104,8 +102,6 @@ class ToolResource(Resource):
         self.impl: Impl | None = None
 
     def opened(self, value: Any) -> None:
-        from ._tool import build_impl
-
         if not callable(value):
             raise DefinitionError(f"{self.label}: the context manager must yield the tool function, got {value!r}")
         self.impl = build_impl(value, self.name, self.options, fallback_doc=self.factory_doc)

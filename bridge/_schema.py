@@ -18,7 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pydantic
-from pydantic.json_schema import PydanticJsonSchemaWarning
+from pydantic.json_schema import GenerateJsonSchema, PydanticJsonSchemaWarning
+from pydantic_core import core_schema
 
 from ._budget import dumps
 from ._errors import DefinitionError
@@ -38,6 +39,13 @@ _STRICT_KEYS = frozenset(
 _SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "dependentSchemas")
 _SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 _SCHEMA_VALUES = ("items", "additionalProperties", "not", "contains", "propertyNames", "if", "then", "else")
+
+
+class _Generator(GenerateJsonSchema):
+    """pydantic's generator, with a pattern on decimal strings so the schema does not admit any string."""
+
+    def get_decimal_pattern(self, schema: core_schema.DecimalSchema) -> str | None:
+        return self.build_decimal_pattern(schema)
 
 
 def walk(node: Any, fn: Callable[[dict[str, Any], str], dict[str, Any]], path: str = "") -> Any:
@@ -125,6 +133,9 @@ def _ordered(node: dict[str, Any]) -> dict[str, Any]:
 def _claude_ready(node: dict[str, Any], path: str) -> dict[str, Any]:
     """Drop titles, close structured objects, fold `anyOf` of bare types."""
     node.pop("title", None)
+    node.pop("discriminator", None)  # OpenAPI, not JSON Schema; its mapping points at $defs that are gone
+    if "oneOf" in node and "anyOf" not in node:
+        node["anyOf"] = node.pop("oneOf")
     if "properties" in node:
         node.setdefault("type", "object")
         node.setdefault("additionalProperties", False)
@@ -142,8 +153,15 @@ def _claude_ready(node: dict[str, Any], path: str) -> dict[str, Any]:
     return _ordered(node)
 
 
-def build_schema(model: type[pydantic.BaseModel], tool_name: str) -> tuple[dict[str, Any], list[LintIssue]]:
+def build_schema(
+    model: type[pydantic.BaseModel], tool_name: str, extras: pydantic.TypeAdapter[Any] | None = None
+) -> tuple[dict[str, Any], list[LintIssue]]:
     """The Claude-ready (non-strict) input schema of a generated input model.
+
+    Args:
+        model: The generated input model.
+        tool_name: For error messages.
+        extras: The `dict[str, T]` adapter for `**kwargs`; its value schema becomes `additionalProperties`.
 
     Raises:
         DefinitionError: A type has no JSON Schema, a model is recursive, or the schema is too large.
@@ -152,7 +170,11 @@ def build_schema(model: type[pydantic.BaseModel], tool_name: str) -> tuple[dict[
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PydanticJsonSchemaWarning)
         try:
-            raw = model.model_json_schema(mode="validation")
+            raw = model.model_json_schema(mode="validation", schema_generator=_Generator)
+            if extras is not None:
+                extra_schema = extras.json_schema(mode="validation", schema_generator=_Generator)
+                raw["additionalProperties"] = extra_schema.get("additionalProperties", True)
+                raw.setdefault("$defs", {}).update(extra_schema.get("$defs", {}))
         except pydantic.PydanticInvalidForJsonSchema as exc:
             raise DefinitionError(
                 f"tool {tool_name!r}: a parameter type has no JSON Schema ({exc.message}). Use JSON-friendly types "
@@ -241,6 +263,6 @@ def strict_subset(schema: dict[str, Any]) -> tuple[dict[str, Any], list[LintIssu
             description = kept.get("description")
             kept["description"] = f"{description} ({note})" if description else f"({note})"
             issues.append(LintIssue(path, "moved", f"{note} moved into the description (not enforced by strict mode)"))
-        return kept
+        return _ordered(kept)
 
     return walk(schema, convert), issues

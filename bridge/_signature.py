@@ -50,19 +50,19 @@ class CompiledSignature:
         model: Validates the input object (full constraints, lax mode, unknown top-level keys forbidden).
         params: The model-visible parameters, in signature order.
         context_params: Parameters that receive the `ToolContext`, with whether each is positional-only.
-        var_kwargs: True when the function takes `**kwargs` (extra keys are passed through).
+        extras: Validates the keys that are not parameters when the function takes `**kwargs` (None otherwise).
     """
 
     model: type[BaseModel]
     params: tuple[Parameter, ...]
     context_params: tuple[tuple[str, bool], ...]
-    var_kwargs: bool
+    extras: pydantic.TypeAdapter[dict[str, Any]] | None
 
-    def arguments(self, validated: BaseModel, context: ToolContext) -> tuple[list[Any], dict[str, Any]]:
-        """Positional and keyword arguments for the function from a validated model instance."""
-        kwargs = {param.name: getattr(validated, param.field) for param in self.params}
-        if self.var_kwargs and validated.__pydantic_extra__:
-            kwargs.update(validated.__pydantic_extra__)
+    def arguments(
+        self, validated: BaseModel, extras: dict[str, Any], context: ToolContext
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """Positional and keyword arguments for the function from validated input."""
+        kwargs = {**extras, **{param.name: getattr(validated, param.field) for param in self.params}}
         args: list[Any] = []
         for name, positional in self.context_params:
             if positional:
@@ -207,21 +207,16 @@ def compile_signature(
         fields[internal] = (annotation, field_info)
         has_default = default is not inspect.Parameter.empty and not (info is not None and info.is_required())
         params.append(Parameter(param.name, internal, has_default, annotated))
-    config = ConfigDict(extra="allow" if var_kwargs is not None else "forbid", coerce_numbers_to_str=True)
-    base: type[BaseModel] | None = None
-    if var_kwargs is not None and var_kwargs is not Any:
-        namespace = {"__annotations__": {"__pydantic_extra__": dict[str, var_kwargs]}, "model_config": config}
-        base = type("KwargsInput", (BaseModel,), namespace)
+    config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
     try:
-        if base is not None:
-            model = pydantic.create_model("Input", __base__=base, **fields)  # type: ignore[call-overload]
-        else:
-            model = pydantic.create_model("Input", __config__=config, **fields)  # type: ignore[call-overload]
+        model = pydantic.create_model("Input", __config__=config, **fields)  # type: ignore[call-overload]
+        extras = None if var_kwargs is None else pydantic.TypeAdapter(dict[str, var_kwargs], config=config)
     except (pydantic.PydanticSchemaGenerationError, pydantic.PydanticUserError, TypeError) as exc:
+        reason = str(exc).split("\n\nFor further information")[0]
         raise DefinitionError(
-            f"tool {tool_name!r}: {_culprit(fields)} has a type that cannot be validated from JSON ({exc}). "
+            f"tool {tool_name!r}: {_culprit(fields)} has a type that cannot be validated from JSON ({reason}). "
             "Use JSON-friendly types: str, int, float, bool, list, dict, Literal, Enum, datetime, "
             "pydantic models, dataclasses or TypedDicts."
         ) from None
-    compiled = CompiledSignature(model, tuple(params), tuple(context_params), var_kwargs is not None)
+    compiled = CompiledSignature(model, tuple(params), tuple(context_params), extras)
     return compiled, notes

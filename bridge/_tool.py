@@ -2,7 +2,8 @@
 
 `Tool.call` is the one path every call takes, in tests and in the runtime: validate the input, run the function
 (sync functions in a worker thread), shape the return value. It never raises for bad input or for the tool's own
-exceptions; those become `is_error` results. Cancellation always propagates.
+exceptions; those become `is_error` results. Cancellation always propagates, and it sets the context's cancel flag
+first: a sync tool's thread cannot be stopped, only abandoned, so the flag is how it learns to stop on its own.
 
 A tool may also be a context-manager factory (`@contextmanager` / `@asynccontextmanager`) that opens a resource and
 yields the function that uses it. Its schema is built from the yielded function when its toolset is opened
@@ -11,29 +12,28 @@ yields the function that uses it. Its schema is built from the yielded function 
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import secrets
+import sys
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
+import anyio
 import anyio.to_thread
 
 from ._budget import dumps
+from ._compile import Impl, build_impl, function_name, is_cm_factory
 from ._content import CallResult
 from ._context import ToolContext
-from ._docstrings import ParsedDocstring, parse_docstring
+from ._docstrings import parse_docstring
 from ._errors import DefinitionError, ToolError
-from ._lint import LintIssue, LintReport
+from ._lint import LintReport
 from ._options import ToolOptions, check_name, options_of
+from ._problems import InputError
+from ._resources import ToolResource
 from ._results import DEFAULT_OUTPUT_BUDGET, error_text, shape_result
-from ._schema import build_schema, strict_subset
-from ._signature import compile_signature
-from ._validation import InputError, InputValidator
-
-if TYPE_CHECKING:
-    from ._resources import ToolResource
 
 __all__ = ["RunSync", "Tool", "default_run_sync"]
 
@@ -41,94 +41,40 @@ T = TypeVar("T")
 RunSync = Callable[[Callable[[], T]], Awaitable[T]]
 """How sync tool functions are run: given a no-argument callable, run it (in a thread) and return its result."""
 
-try:  # The SDK's own ToolError (from anthropic.lib.tools) is honoured too, so @beta_tool bodies port unchanged.
-    from anthropic.lib.tools import ToolError as _SDKToolError
-except ImportError:  # pragma: no cover - the SDK is a core dependency
-    _SDKToolError = ToolError  # type: ignore[misc,assignment]
+
+def _tool_errors() -> tuple[type[Exception], ...]:
+    """Our `ToolError`, and the SDK's (`anthropic.lib.tools.ToolError`) so `@beta_tool` bodies port unchanged.
+
+    The SDK is not imported for this (it takes about a second): a tool can only raise the SDK's class after
+    importing it, so when `anthropic.lib.tools` is not loaded, no such exception exists.
+    """
+    sdk = getattr(sys.modules.get("anthropic.lib.tools"), "ToolError", None)
+    if isinstance(sdk, type) and issubclass(sdk, Exception):
+        return (ToolError, sdk)
+    return (ToolError,)
+
+
+def _told(exc: Exception) -> str | None:
+    """The text of an exception group made only of `ToolError`s (a tool's own task group), else None."""
+    if not isinstance(exc, ExceptionGroup):
+        return None
+    matched, rest = exc.split(_tool_errors())
+    if matched is None or rest is not None:
+        return None
+    messages: list[str] = []
+    stack: list[BaseException] = [matched]
+    while stack:
+        current = stack.pop(0)
+        if isinstance(current, BaseExceptionGroup):
+            stack.extend(current.exceptions)
+        else:
+            messages.append(str(current))
+    return "\n".join(messages)
 
 
 async def default_run_sync(fn: Callable[[], T]) -> T:
     """Run a sync tool in anyio's worker threads; on cancellation the thread is abandoned, not waited for."""
     return await anyio.to_thread.run_sync(fn, abandon_on_cancel=True)
-
-
-def is_cm_factory(fn: object) -> bool:
-    """True for functions made by `contextlib.contextmanager` / `asynccontextmanager` (detected, never called)."""
-    wrapped = getattr(fn, "__wrapped__", None)
-    return wrapped is not None and (inspect.isgeneratorfunction(wrapped) or inspect.isasyncgenfunction(wrapped))
-
-
-def _is_async(fn: Callable[..., Any]) -> bool:
-    if inspect.iscoroutinefunction(fn):
-        return True
-    call = getattr(fn, "__call__", None)  # noqa: B004
-    return call is not None and not inspect.isfunction(fn) and inspect.iscoroutinefunction(call)
-
-
-def _function_name(fn: Callable[..., Any]) -> str | None:
-    target: Any = fn
-    while isinstance(target, functools.partial):
-        target = target.func
-    name = getattr(target, "__name__", None)
-    return None if name is None or name == "<lambda>" else str(name)
-
-
-@dataclass(frozen=True)
-class Impl:
-    """What a tool runs once its function is known (at registration, or when its resource opens)."""
-
-    fn: Callable[..., Any]
-    is_async: bool
-    description: str
-    input_schema: dict[str, Any]
-    issues: tuple[LintIssue, ...]
-    bind: Callable[[object, ToolContext, str], tuple[list[Any], dict[str, Any]]]
-
-
-def build_impl(fn: Callable[..., Any], name: str, options: ToolOptions, fallback_doc: str | None = None) -> Impl:
-    """Compile `fn` into an `Impl`: docstring, signature, validator, Claude-ready schema, lint findings.
-
-    Raises:
-        DefinitionError: With the fix, when `fn` cannot be served as a tool.
-    """
-    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
-        raise DefinitionError(
-            f"tool {name!r} is a generator; a tool returns one value. Return a list, or decorate a resource "
-            "factory with @contextmanager/@asynccontextmanager so it yields the tool function."
-        )
-    doc = parse_docstring(getattr(fn, "__doc__", None))
-    outer = parse_docstring(fallback_doc)
-    description = options.description or outer.description or doc.description
-    doc = ParsedDocstring(description, {**outer.params, **doc.params})
-    if not description:
-        raise DefinitionError(
-            f"tool {name!r} has no description, and Managed Agents requires one: add a docstring saying what it "
-            "does and when to use it, or pass description=..."
-        )
-    signature, notes = compile_signature(fn, name, doc.params)
-    schema, issues = build_schema(signature.model, name)
-    issues = notes + issues
-    properties = schema["properties"]
-    for param in doc.params:
-        if param not in properties and param not in {p for p, _ in signature.context_params}:
-            issues.append(LintIssue(param, "note", "documented in the docstring but not a parameter"))
-    for param_name, node in properties.items():
-        if "description" not in node:
-            issues.append(LintIssue(param_name, "note", "no description: document it in the docstring's Args"))
-    key = options.concurrency_key
-    if key is not None and key not in properties:
-        raise DefinitionError(
-            f"tool {name!r}: concurrency_key={key!r} is not one of its parameters ({', '.join(properties) or 'none'})"
-        )
-    validator = InputValidator(signature, schema)
-    if options.strict:
-        schema, moved = strict_subset(schema)
-        issues.extend(moved)
-
-    def bind(data: object, context: ToolContext, tool_name: str) -> tuple[list[Any], dict[str, Any]]:
-        return signature.arguments(validator.validate(data, tool_name), context)
-
-    return Impl(fn, _is_async(fn), description, schema, tuple(issues), bind)
 
 
 class Tool:
@@ -162,12 +108,10 @@ class Tool:
         if not callable(fn):
             raise DefinitionError(f"a tool must be a function, got {type(fn).__name__}: {fn!r}")
         options = (options_of(fn) or ToolOptions()).replace(**overrides)
-        name = options.name or _function_name(fn)
+        name = options.name or function_name(fn)
         if name is None:
             raise DefinitionError(f"{fn!r} has no usable name (a lambda or a callable object); pass name=...")
         if is_cm_factory(fn):
-            from ._resources import ToolResource
-
             return cls(name, options, None, ToolResource(fn, name, options))
         return cls(name, options, build_impl(fn, name, options))
 
@@ -218,8 +162,8 @@ class Tool:
 
     @property
     def input_schema(self) -> dict[str, Any]:
-        """The Claude-ready JSON Schema of the input (a copy is safe to mutate)."""
-        return self._require().input_schema
+        """The Claude-ready JSON Schema of the input (a copy: safe to mutate)."""
+        return copy.deepcopy(self._require().input_schema)
 
     @property
     def is_async(self) -> bool:
@@ -244,7 +188,7 @@ class Tool:
             "type": "custom",
             "name": self._name,
             "description": impl.description,
-            "input_schema": impl.input_schema,
+            "input_schema": copy.deepcopy(impl.input_schema),
         }
 
     @property
@@ -273,7 +217,8 @@ class Tool:
 
         Returns:
             The result to post. Bad input, `ToolError` and any other exception become `is_error` results (other
-            exceptions masked as "tool X failed (ref ...)", traceback logged). Cancellation propagates.
+            exceptions masked as "tool X failed (ref ...)", traceback logged). Cancellation propagates, after
+            setting the context's cancel flag.
         """
         budget = self._options.output_budget or DEFAULT_OUTPUT_BUDGET
         impl = self._current()
@@ -292,11 +237,17 @@ class Tool:
                 if inspect.isawaitable(value):
                     value = await value
             return shape_result(value, budget=budget)
+        except anyio.get_cancelled_exc_class():
+            ctx.cancel()  # an abandoned worker thread polling `ctx.cancelled` learns that nobody waits for it now
+            raise
         except InputError as exc:
             return error_text(str(exc), budget)
-        except (ToolError, _SDKToolError) as exc:
+        except _tool_errors() as exc:
             return error_text(str(exc), budget)
         except Exception as exc:
+            told = _told(exc)
+            if told is not None:
+                return error_text(told, budget)
             ref = secrets.token_hex(4)
             ctx.log.error("tool %s failed (ref %s): %s", self._name, ref, type(exc).__name__, exc_info=exc)
             return CallResult.error(f"tool {self._name} failed (ref {ref})")

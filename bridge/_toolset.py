@@ -20,7 +20,7 @@ from ._content import CallResult
 from ._context import ToolContext
 from ._errors import DefinitionError
 from ._options import check_name
-from ._resources import Resource
+from ._resources import Resource, ToolResource
 from ._tool import RunSync, Tool
 
 __all__ = ["Toolset"]
@@ -63,6 +63,7 @@ class Toolset:
         self._inherited: dict[str, float] = {}
         self._resources: list[Resource] = []
         self._stack: AsyncExitStack | None = None
+        self._depth = 0
         if lifespan is not None:
             self._resources.append(Resource(lifespan, f"toolset {name or '(unnamed)'} lifespan"))
         self._include(tools)
@@ -75,9 +76,9 @@ class Toolset:
             raise DefinitionError(f"Toolset takes a list of tools, got {type(items).__name__}: {items!r}")
         for item in items:
             if isinstance(item, Toolset):
+                self._add_resources(item._resources)  # its lifespans open before its tools' resources
                 for tool in item:
                     self._add(tool, item._inherited.get(tool.name, item.timeout))
-                self._add_resources(item._resources)
             elif isinstance(item, list | tuple):
                 self._include(item)
             else:
@@ -119,7 +120,8 @@ class Toolset:
         derived = Toolset(name=self.name, timeout=self.timeout)
         derived._tools = tools
         derived._inherited = inherited
-        derived._resources = list(self._resources)
+        used = {id(tool.resource) for tool in tools.values() if tool.resource is not None}
+        derived._resources = [r for r in self._resources if not isinstance(r, ToolResource) or id(r) in used]
         return derived
 
     def add(self, fn_or_tool: Any) -> Tool:
@@ -221,8 +223,13 @@ class Toolset:
         return self._stack is not None
 
     async def __aenter__(self) -> Toolset:
+        """Open every resource of this toolset that is not open yet (lifespans first, then resource tools).
+
+        Entering an open toolset again (nested `async with`) only counts; the outermost exit closes.
+        """
         if self._stack is not None:
-            raise RuntimeError(f"{self!r} is already open; enter it once (derived toolsets share its resources)")
+            self._depth += 1
+            return self
         stack = AsyncExitStack()
         try:
             for resource in self._resources:
@@ -230,12 +237,16 @@ class Toolset:
         except BaseException:
             await stack.aclose()
             raise
-        self._stack = stack
+        self._stack, self._depth = stack, 1
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        """Close, in reverse order, what this toolset opened."""
+        self._depth -= 1
+        if self._depth > 0:
+            return
         stack, self._stack = self._stack, None
         if stack is not None:
             await stack.__aexit__(exc_type, exc, tb)

@@ -141,6 +141,28 @@ async def test_cancellation_propagates() -> None:
     assert scope.cancelled_caught
 
 
+async def test_cancelling_the_call_flags_its_abandoned_thread() -> None:
+    """Cancelling the task awaiting a sync tool sets `ctx.cancelled`, so the abandoned thread can stop on its own."""
+    started, finished = threading.Event(), threading.Event()
+    seen: list[bool] = []
+
+    def wait(ctx: ToolContext) -> None:
+        """Wait until cancelled."""
+        started.set()
+        seen.append(ctx.cancel_event.wait(10))  # type: ignore[union-attr]
+        finished.set()
+
+    ctx = ToolContext()
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(Tool.from_function(wait).call, {}, ctx)
+            await anyio.to_thread.run_sync(started.wait)
+            scope.cancel()
+    assert ctx.cancelled
+    await anyio.to_thread.run_sync(finished.wait)
+    assert seen == [True]
+
+
 async def test_errors_become_results() -> None:
     """`ToolError` text reaches the model; other exceptions are masked with a reference."""
 
@@ -157,3 +179,48 @@ async def test_errors_become_results() -> None:
     assert masked.is_error
     assert masked.text.startswith("tool fail failed (ref ")
     assert "hunter2" not in masked.text
+
+
+def test_with_options_and_renamed() -> None:
+    """`with_options` and `renamed` return new tools; the original keeps its name and options."""
+    base = Tool.from_function(add)
+    strict = base.with_options(strict=True, timeout=1)
+    renamed = base.renamed("plus")
+    assert (base.options.strict, strict.options.strict, strict.options.timeout) == (False, True, 1)
+    assert (base.name, renamed.name, renamed.definition()["name"]) == ("add", "plus", "plus")
+    assert renamed.input_schema == base.input_schema
+
+
+def test_schemas_handed_out_are_copies() -> None:
+    """Mutating a returned schema or definition does not change the tool."""
+    t = Tool.from_function(add)
+    t.input_schema["properties"].clear()
+    t.definition()["input_schema"]["required"].append("zzz")
+    assert list(t.input_schema["properties"]) == ["a", "b"]
+    assert t.input_schema["required"] == ["a"]
+
+
+async def test_tool_errors_from_a_task_group_reach_the_model() -> None:
+    """`ToolError`s raised inside a tool's own task group are reported, not masked."""
+
+    async def fan_out() -> None:
+        """Fan out."""
+
+        async def fail(text: str) -> None:
+            raise ToolError(text)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(fail, "shard 1 is down")
+
+    assert await Tool.from_function(fan_out).call({}) == CallResult.error("shard 1 is down")
+
+
+async def test_missing_input_means_no_arguments() -> None:
+    """An absent (`None`) input is treated as `{}`."""
+    assert (await Tool.from_function(add).call(None, run_sync=None)).is_error  # type: ignore[arg-type]
+
+    def ping() -> str:
+        """Ping."""
+        return "pong"
+
+    assert (await Tool.from_function(ping).call(None)).text == "pong"  # type: ignore[arg-type]

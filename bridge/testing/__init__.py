@@ -19,20 +19,30 @@ async with Emulator(script=script) as api:
 
 Public names:
     Emulator: the server (`async with` / `with`), `api.client()`, `api.control`, `api.base_url`, `api.api_key`.
-    Control: `api.control`: inspection (`events`, `status`, `requests`, `invariants`), waits (`wait_idle`,
-        `wait_event`, `wait_streams`, `wait_requests`, `wait_status`), request faults (`fail_next`,
-        `drop_responses`, `latency`), stream faults (`drop_streams`, `drop_next_stream`, `stall_streams`,
-        `resume_streams`, `duplicate_next_event`, `stream_error`, `malformed_frame`), levers (`interrupt`,
-        `terminate`).
-    AgentTurn / ToolCallResult / ScriptedAgent / Script: scripted agents.
+    Control: `api.control`: inspection (`events`, `status`, `requests`, `posted_batches`, `stream_connects`,
+        `open_streams`, `invariants`, `script_errors`), waits (`wait_idle`, `wait_event`, `wait_streams`,
+        `wait_requests`, `wait_status`), request faults (`fail_next`, `drop_responses`, `latency`), stream faults
+        (`drop_streams`, `drop_next_stream`, `stall_streams`, `resume_streams`, `duplicate_next_event`,
+        `stream_error`, `malformed_frame`, `clear_faults`), levers (`interrupt`, `terminate`).
+    RequestRecord: one request as the emulator saw it (status, `x-stainless-retry-count`, dropped or not).
+    AgentTurn / ToolCallResult / ScriptedAgent / Script: scripted agents (`call_tool`, `call_tools`, `say`,
+        `think`, `error`, `reschedule`, `terminate`, `subagent`, `stop_reason`).
     Behavior: the emulator's configurable answers to what the real API leaves unknown.
     InvariantReport / CallReport: what happened to every tool call.
     validate_event / validate_model: strict validation against the SDK's own models (no undeclared fields).
+    demo_script: the scripted agent `bridge demo` runs (tool names are parameters).
     serve_forever: run an emulator from the command line (`python -m bridge.testing`).
 """
 
+try:
+    import starlette  # noqa: F401
+    import uvicorn  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError("bridge.testing needs the emulator extra: pip install 'tool-bridge[emulator]'") from exc
+
 from ._config import Behavior
 from ._control import Control
+from ._demo import demo_script
 from ._http import RequestRecord
 from ._invariants import CallReport, InvariantReport
 from ._script import AgentTurn, Script, ScriptedAgent, ToolCallResult
@@ -50,6 +60,7 @@ __all__ = [
     "Script",
     "ScriptedAgent",
     "ToolCallResult",
+    "demo_script",
     "serve_forever",
     "validate_event",
     "validate_model",

@@ -294,25 +294,45 @@ def build_app(store: Store, stream_rules: list[tuple[str | None, int]]) -> Starl
         assert isinstance(exc, APIError)
         return JSONResponse(exc.envelope(request_id), status_code=exc.status, headers=exc.headers)
 
+    def route(path: str, endpoint: Callable[[Request], Any], methods: list[str], query: str = "") -> Route:
+        """A route whose GET accepts only the query parameters the SDK documents (others are a 400)."""
+        allowed = frozenset(query.split())
+
+        async def checked(request: Request) -> Response:
+            if behavior.strict_query and request.method == "GET":
+                unknown = {key.removesuffix("[]") for key in request.query_params} - allowed
+                if unknown:
+                    raise invalid(f"unknown query parameter(s): {', '.join(sorted(unknown))}")
+            response: Response = await endpoint(request)
+            return response
+
+        return Route(path, checked, methods=methods)
+
     stream = StreamEndpoint(store, stream_rules)
     sid = "/v1/sessions/{session_id}"
+    times = " ".join(f"created_at[{op}]" for op in _TIME_OPS)
     routes = [
-        Route("/v1/agents", agents, methods=["GET", "POST"]),
-        Route("/v1/agents/{agent_id}", agent, methods=["GET", "POST"]),
-        Route("/v1/agents/{agent_id}/archive", agent_archive, methods=["POST"]),
-        Route("/v1/agents/{agent_id}/versions", agent_versions, methods=["GET"]),
-        Route("/v1/environments", environments, methods=["GET", "POST"]),
-        Route("/v1/environments/{environment_id}", environment, methods=["GET", "POST", "DELETE"]),
-        Route("/v1/environments/{environment_id}/archive", environment_archive, methods=["POST"]),
-        Route("/v1/sessions", sessions, methods=["GET", "POST"]),
-        Route(sid, session, methods=["GET", "POST", "DELETE"]),
-        Route(sid + "/archive", session_archive, methods=["POST"]),
-        Route(sid + "/events", events, methods=["GET", "POST"]),
+        route("/v1/agents", agents, ["GET", "POST"], "created_at[gte] created_at[lte] include_archived limit page"),
+        route("/v1/agents/{agent_id}", agent, ["GET", "POST"], "version"),
+        route("/v1/agents/{agent_id}/archive", agent_archive, ["POST"]),
+        route("/v1/agents/{agent_id}/versions", agent_versions, ["GET"], "limit page"),
+        route("/v1/environments", environments, ["GET", "POST"], "include_archived limit page"),
+        route("/v1/environments/{environment_id}", environment, ["GET", "POST", "DELETE"]),
+        route("/v1/environments/{environment_id}/archive", environment_archive, ["POST"]),
+        route(
+            "/v1/sessions",
+            sessions,
+            ["GET", "POST"],
+            f"agent_id agent_version {times} deployment_id include_archived limit memory_store_id order page statuses",
+        ),
+        route(sid, session, ["GET", "POST", "DELETE"]),
+        route(sid + "/archive", session_archive, ["POST"]),
+        route(sid + "/events", events, ["GET", "POST"], f"{times} limit order page types"),
         Route(sid + "/events/stream", stream, methods=["GET"]),
-        Route(sid + "/threads", threads, methods=["GET"]),
-        Route(sid + "/threads/{thread_id}", thread, methods=["GET"]),
-        Route(sid + "/threads/{thread_id}/archive", thread_archive, methods=["POST"]),
-        Route(sid + "/threads/{thread_id}/events", thread_events, methods=["GET"]),
+        route(sid + "/threads", threads, ["GET"], "limit page statuses"),
+        route(sid + "/threads/{thread_id}", thread, ["GET"]),
+        route(sid + "/threads/{thread_id}/archive", thread_archive, ["POST"]),
+        route(sid + "/threads/{thread_id}/events", thread_events, ["GET"], "limit page"),
         Route(sid + "/threads/{thread_id}/stream", stream, methods=["GET"]),
     ]
     return Starlette(routes=routes, exception_handlers={APIError: api_error, HTTPException: api_error})

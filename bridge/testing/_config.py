@@ -40,6 +40,8 @@ class Behavior:
         emit_spans: Emit `span.model_request_start/end` around each model step, as the real API does.
         require_beta_header: Answer 400 unless `anthropic-beta` names `managed-agents-2026-04-01`.
         interrupt_stop_reason: Stop reason of the idle that follows a `user.interrupt` (`end_turn`).
+        strict_query: Answer 400 for a query parameter the SDK does not send on that route (a third-party report says
+            the real API rejects e.g. `after_id` on `GET /events`), so a client cannot rely on one that is ignored.
     """
 
     duplicate_results: Literal["accept", "reject"] = "accept"
@@ -57,3 +59,4 @@ class Behavior:
     emit_spans: bool = True
     require_beta_header: bool = True
     interrupt_stop_reason: Literal["end_turn", "retries_exhausted"] = "end_turn"
+    strict_query: bool = True

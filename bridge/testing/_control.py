@@ -1,34 +1,58 @@
 """The control handle (`api.control`): inspect state, wait for it, inject faults, drive sessions.
 
-The waits take a `timeout` (ASYNC109 is silenced on purpose): they run in a worker thread on the emulator's loop,
-where a cancel scope of the caller cannot reach, so the deadline must travel with the wait.
-
 The emulator runs on its own thread and event loop, so it keeps serving while a test's loop is busy, and works the
 same whether the test runs on asyncio or trio. Every method here hops onto that loop: plain methods block the caller
-for the moment it takes to run there (microseconds), and the `wait_*` coroutines wait in a worker thread, so they can
-be awaited from any anyio backend. Nothing here sleeps to synchronise: waits wake on state changes.
+for the moment it takes to run there (microseconds); the `wait_*` coroutines run there as tasks and wake the caller's
+loop (asyncio or trio) when they finish, so thousands can wait at once without a thread each. Nothing here sleeps to
+synchronise: waits wake on state changes. Their `timeout` (ASYNC109 is silenced on purpose) is kept by the emulator's
+loop, so a wait never outlives it; cancelling the caller cancels the wait too.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import copy
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import anyio
+import sniffio
 from anyio.from_thread import BlockingPortal
 
 from ._faults import Faults
 from ._http import RequestRecord
 from ._invariants import InvariantReport
-from ._session import Session
 from ._sse import MALFORMED, StreamTap, error_frame
 from ._store import Store
+from ._util import APIError
 
 __all__ = ["Control"]
 
 Json = dict[str, Any]
 T = TypeVar("T")
+
+
+def _threadsafe_setter(event: anyio.Event) -> Callable[[], None]:
+    """A function any thread may call to set `event` on the current loop (asyncio or trio) without blocking."""
+    if sniffio.current_async_library() == "trio":
+        import trio
+
+        token = trio.lowlevel.current_trio_token()
+
+        def wake_trio() -> None:
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(event.set)
+
+        return wake_trio
+    loop = asyncio.get_running_loop()
+
+    def wake_asyncio() -> None:
+        with contextlib.suppress(RuntimeError):  # the caller's loop is already closed
+            loop.call_soon_threadsafe(event.set)
+
+    return wake_asyncio
 
 
 class Control:
@@ -51,12 +75,25 @@ class Control:
         self._loop_thread = loop_thread
 
     def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        if threading.current_thread() is self._loop_thread():
-            return fn(*args)
-        return self._portal().call(fn, *args)
+        try:
+            if threading.current_thread() is self._loop_thread():
+                return fn(*args)
+            return self._portal().call(fn, *args)
+        except APIError as error:  # an unknown session id, as the API would answer it
+            raise LookupError(error.message) from None
 
     async def _wait(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        return await anyio.to_thread.run_sync(self._portal().call, fn, *args, abandon_on_cancel=True)
+        """Run the coroutine `fn` on the emulator's loop and wait for it here without blocking a thread."""
+        done = anyio.Event()
+        wake = _threadsafe_setter(done)
+        future = self._portal().start_task_soon(fn, *args)
+        future.add_done_callback(lambda _: wake())
+        try:
+            await done.wait()
+        finally:
+            if not future.done():
+                future.cancel()
+        return future.result()
 
     def _taps(self, session_id: str | None) -> list[StreamTap]:
         sessions = [self._store.session(session_id)] if session_id else list(self._store.sessions.values())
@@ -70,7 +107,7 @@ class Control:
 
     def events(self, session_id: str, thread_id: str | None = None) -> list[Json]:
         """A copy of the session's history (primary view, or one thread's own)."""
-        return self._run(lambda: [dict(e) for e in self._store.session(session_id).events(thread_id)])
+        return self._run(lambda: copy.deepcopy(self._store.session(session_id).events(thread_id)))
 
     def status(self, session_id: str) -> str:
         """`idle`, `running`, `rescheduling` or `terminated`."""
@@ -94,6 +131,10 @@ class Control:
             return [r for r in self._requests if rule is None or rule.matches(r.method, r.path)]
 
         return self._run(pick)
+
+    def posted_batches(self, session_id: str) -> list[list[Json]]:
+        """The stored events of each accepted `POST /events`, in order (to see how results were batched)."""
+        return self._run(lambda: [[dict(e) for e in batch] for batch in self._store.session(session_id).batches])
 
     def open_streams(self, session_id: str) -> int:
         """How many streams are open on the session now."""
@@ -195,14 +236,17 @@ class Control:
         *,
         headers: Mapping[str, str] | None = None,
         message: str | None = None,
+        error_code: str | None = None,
     ) -> None:
-        """Answer the next requests on `route` with `statuses` (one per request) and `headers`.
+        """Answer the next requests on `route` with `statuses` (one per request) and `headers`; `message` and
+        `error_code` fill the envelope's `error.message` and `error.details.error_code` (the SDK picks some exception
+        classes by the code).
 
         For example `fail_next("POST /v1/sessions/*/events", [503, 503])`, or `fail_next(route, 429,
         headers={"retry-after": "1"})`, or `fail_next(route, 500, headers={"x-should-retry": "false"})`.
         """
         codes = [statuses] if isinstance(statuses, int) else list(statuses)
-        self._run(lambda: self._faults.fail_next(route, codes, headers=headers, message=message))
+        self._run(lambda: self._faults.fail_next(route, codes, headers=headers, message=message, error_code=error_code))
 
     def drop_responses(self, route: str, times: int = 1) -> None:
         """Handle the next `times` requests on `route` fully (a POST is stored) but cut the connection instead of
@@ -296,7 +340,3 @@ class Control:
     def terminate(self, session_id: str) -> None:
         """Terminate the session: `session.status_terminated`, then its streams close."""
         self._run(lambda: self._store.session(session_id).terminate())
-
-    def session(self, session_id: str) -> Session:
-        """The live session object (for white-box tests; read it only via `control` methods across threads)."""
-        return self._run(self._store.session, session_id)

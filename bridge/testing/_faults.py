@@ -1,7 +1,8 @@
 """Fault rules for requests: fail the next N, drop a response after the work is done, add latency.
 
-Routes are named `"METHOD /path"`, where path segments may be `{name}` or `*` (one segment) and the method may be
-`*` or left out: `"POST /v1/sessions/{session_id}/events"`, `"GET /v1/sessions/*/events/stream"`, `"/v1/agents"`.
+Routes are named `"METHOD /path"`, where path segments may be `{name}` or `*` (one segment) or `**` (any number), and
+the method may be `*` or left out: `"POST /v1/sessions/{session_id}/events"`, `"GET /v1/sessions/*/events/stream"`,
+`"/v1/agents"`, `"POST **"` (every POST).
 Stream faults (drop, stall, duplicate, error frames) act on open streams and live in `_sse.py`.
 """
 
@@ -18,8 +19,17 @@ __all__ = ["Failure", "Faults", "RouteRule"]
 def _compile(route: str) -> tuple[str, re.Pattern[str]]:
     method, _, path = route.strip().rpartition(" ")
     method = (method or "*").upper()
-    parts = [r"[^/]+" if p == "*" or (p.startswith("{") and p.endswith("}")) else re.escape(p) for p in path.split("/")]
-    return method, re.compile("/".join(parts) + "/?")
+    if path in ("*", "**"):
+        return method, re.compile(".*")
+
+    def part(segment: str) -> str:
+        if segment == "**":
+            return ".*"
+        if segment == "*" or (segment.startswith("{") and segment.endswith("}")):
+            return "[^/]+"
+        return re.escape(segment)
+
+    return method, re.compile("/".join(part(s) for s in path.split("/")) + "/?")
 
 
 @dataclass
@@ -46,6 +56,7 @@ class Failure:
     headers: dict[str, str]
     error_type: str
     message: str
+    error_code: str | None = None
 
 
 def _error_type(status: int) -> str:
@@ -86,12 +97,13 @@ class Faults:
         *,
         headers: Mapping[str, str] | None = None,
         message: str | None = None,
+        error_code: str | None = None,
     ) -> None:
         """Answer the next requests on `route` with `statuses`, one per request, in order."""
         rule = _FailRule(route)
         for status in [statuses] if isinstance(statuses, int) else statuses:
             text = message or f"injected {status}"
-            rule.queue.append(Failure(status, dict(headers or {}), _error_type(status), text))
+            rule.queue.append(Failure(status, dict(headers or {}), _error_type(status), text, error_code))
         self._fail.append(rule)
 
     def drop_responses(self, route: str, times: int = 1) -> None:

@@ -56,10 +56,10 @@ class EdgeMiddleware:
     """Wraps the app: assigns the request id, applies faults and auth, logs the request."""
 
     def __init__(
-        self, app: ASGIApp, *, api_key: str, faults: Faults, require_beta: bool, log: list[RequestRecord]
+        self, app: ASGIApp, *, api_keys: frozenset[str], faults: Faults, require_beta: bool, log: list[RequestRecord]
     ) -> None:
         self.app = app
-        self.api_key = api_key
+        self.api_keys = api_keys
         self.faults = faults
         self.require_beta = require_beta
         self.log = log
@@ -69,7 +69,7 @@ class EdgeMiddleware:
         key = bearer[7:] if bearer.lower().startswith("bearer ") else headers.get("x-api-key")
         if not key:
             return APIError(401, "authentication_error", "missing credentials: send `Authorization: Bearer <key>`")
-        if key != self.api_key:
+        if key not in self.api_keys:
             return APIError(401, "authentication_error", "invalid x-api-key")
         if self.require_beta and BETA not in [b.strip() for b in headers.get("anthropic-beta", "").split(",")]:
             return APIError(400, "invalid_request_error", f"this endpoint requires the `anthropic-beta: {BETA}` header")
@@ -103,7 +103,13 @@ class EdgeMiddleware:
                 status = failure.status
                 await _send_error(
                     send,
-                    APIError(failure.status, failure.error_type, failure.message, headers=failure.headers),
+                    APIError(
+                        failure.status,
+                        failure.error_type,
+                        failure.message,
+                        headers=failure.headers,
+                        error_code=failure.error_code,
+                    ),
                     request_id,
                 )
             elif error is not None:

@@ -28,6 +28,7 @@ class CallReport:
             before a result arrived).
         results: How many results were posted for it (duplicates and late ones included, rejected ones too).
         late_results: Results that arrived after the call was abandoned.
+        rejected_results: Results the emulator answered with an error (per `Behavior`), counted all the same.
         time_to_answer: Seconds from the call's emission to its first result, None if none.
         abandoned_reason: Why an abandoned call was abandoned.
     """
@@ -39,6 +40,7 @@ class CallReport:
     state: str
     results: int
     late_results: int
+    rejected_results: int
     time_to_answer: float | None
     abandoned_reason: str | None
 
@@ -58,7 +60,8 @@ class InvariantReport:
         for session in sessions:
             unknown += session.unknown_results
             for call in session.calls.values():
-                first = call.results[0].at - call.emitted_at if call.results else None
+                accepted = [r for r in call.results if not r.rejected and not r.late]
+                first = accepted[0].at - call.emitted_at if accepted else None
                 late = sum(1 for r in call.results if r.late)
                 calls.append(
                     CallReport(
@@ -69,6 +72,7 @@ class InvariantReport:
                         call.state,
                         len(call.results),
                         late,
+                        sum(1 for r in call.results if r.rejected),
                         first,
                         call.abandoned_reason,
                     )

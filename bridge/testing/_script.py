@@ -133,6 +133,7 @@ class AgentTurn:
 
     async def call_tools(self, calls: Iterable[tuple[str, Json]]) -> list[ToolCallResult]:
         """Call several tools at once: one `agent.custom_tool_use` each, then one idle naming them all."""
+        await anyio.lowlevel.checkpoint()  # every action checks for an interrupt before it emits anything
         self.step()
         made = [self._session.new_call(name, dict(tool_input), self.thread_id) for name, tool_input in calls]
         self._session.block(made, self.thread_id)
@@ -143,6 +144,7 @@ class AgentTurn:
 
     async def say(self, text: str) -> None:
         """Emit an `agent.message` with one text block."""
+        await anyio.lowlevel.checkpoint()
         self.step()
         if self.thread_id is None:
             self._session.emit("agent.message", content=[{"type": "text", "text": text}])
@@ -150,28 +152,34 @@ class AgentTurn:
             self._session.emit(
                 "agent.message", thread_id=self.thread_id, primary=False, content=[{"type": "text", "text": text}]
             )
-        await anyio.lowlevel.checkpoint()
 
     async def think(self) -> None:
         """Emit an `agent.thinking` event."""
+        await anyio.lowlevel.checkpoint()
         self.step()
         self._session.emit("agent.thinking")
-        await anyio.lowlevel.checkpoint()
 
     async def error(self, error_type: str = "model_overloaded_error", message: str = "Overloaded") -> None:
         """Emit a `session.error` the server retries (`retry_status: retrying`), as an overloaded model would."""
+        await anyio.lowlevel.checkpoint()
         error = {"type": error_type, "message": message, "retry_status": {"type": "retrying"}}
         self._session.emit("session.error", error=error)
+
+    async def reschedule(self) -> None:
+        """A transient server-side failure: `session.status_rescheduled` (status `rescheduling`), then running again."""
         await anyio.lowlevel.checkpoint()
+        self._session.reschedule()
 
     async def terminate(self) -> None:
         """End the session (`session.status_terminated`); the script stops here."""
-        self._session.terminate()
         await anyio.lowlevel.checkpoint()
+        self._session.terminate()
+        await anyio.lowlevel.checkpoint()  # the turn's scope is cancelled now: this raises
 
     @asynccontextmanager
     async def subagent(self, agent_name: str) -> AsyncIterator[AgentTurn]:
         """Run part of the script in a sub-agent thread; its tool calls carry `session_thread_id`."""
+        await anyio.lowlevel.checkpoint()
         thread_id = self._session.create_thread(agent_name)
         sub = AgentTurn(self._session, self.message, self._emit_spans, thread_id)
         sub._needs_step = False
@@ -230,8 +238,8 @@ async def run_turn(session: Session, message: Json, script: Script | None, emit_
     """
     turn = AgentTurn(session, message, emit_spans)
     failed = False
-    with anyio.CancelScope() as scope:
-        session.turn_scope = scope
+    scope = session.turn_scope or anyio.CancelScope()
+    with scope:
         try:
             if script is not None:
                 await script(turn)
@@ -242,7 +250,7 @@ async def run_turn(session: Session, message: Json, script: Script | None, emit_
             session.emit("session.error", error=error)
     session.turn_scope = None
     session.turn_active = False
-    if not scope.cancelled_caught and session.status != "terminated" and not session.deleted:
+    if not scope.cancel_called and session.status != "terminated" and not session.deleted:
         if not failed:
             turn.step()
         session.set_idle({"type": "retries_exhausted" if failed else turn.stop_reason})

@@ -1,36 +1,27 @@
-"""`Emulator`: the app served by uvicorn on 127.0.0.1, on its own thread and event loop.
-
-Why a thread: uvicorn runs only on asyncio, while tests and the bridge run on asyncio or trio; and a real API does not
-stall when the client's loop is busy. The emulator therefore owns a private asyncio loop (an anyio blocking portal)
-and the caller talks to it over HTTP like to the real API. Startup binds the socket first, so the port is known and
-accepting before `__aenter__` returns; shutdown ends every stream and turn, then closes every connection without
-uvicorn's polling, so starting and stopping is cheap enough to do per test.
-"""
+"""`Emulator`: the Managed Agents app, served by an `AppServer` on 127.0.0.1, plus its clients and control handle."""
 
 from __future__ import annotations
 
-import asyncio
+import base64
 import secrets
-import socket
 import threading
-from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any
 
 import anyio
-import uvicorn
 from anthropic import Anthropic, AsyncAnthropic
-from anyio.abc import TaskStatus
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.abc import TaskGroup
+from anyio.from_thread import BlockingPortal
 
 from ._app import build_app
 from ._config import Behavior
 from ._control import Control
 from ._faults import Faults
 from ._http import EdgeMiddleware, RequestRecord
+from ._runner import AppServer
 from ._script import Script
 from ._store import Store
-from ._webhooks import WebhookDelivery
+from ._webhooks import WebhookDelivery, WebhookSender
 
 __all__ = ["Emulator", "serve_forever"]
 
@@ -52,6 +43,7 @@ class Emulator:
         scripts: Per-agent scripts, keyed by agent name; agents not named here run `script`.
         behavior: The emulator's answers to what the real API leaves unknown (see `Behavior`).
         api_key: The key clients must send (default: a random `sk-ant-emulator-...`).
+        extra_api_keys: More accepted Bearer keys, e.g. an `environment_key` a runner authenticates with.
         host: Interface to bind (127.0.0.1).
         port: Port to bind (0: a free one).
         max_retries: `max_retries` of the clients `client()` makes (the SDK's default is 2).
@@ -68,6 +60,7 @@ class Emulator:
         scripts: dict[str, Script] | None = None,
         behavior: Behavior | None = None,
         api_key: str | None = None,
+        extra_api_keys: tuple[str, ...] = (),
         host: str = "127.0.0.1",
         port: int = 0,
         max_retries: int = 2,
@@ -77,10 +70,11 @@ class Emulator:
     ) -> None:
         self.behavior = behavior or Behavior()
         self.api_key = api_key or "sk-ant-emulator-" + secrets.token_hex(8)
+        self.extra_api_keys = extra_api_keys
         self.host = host
         self.max_retries = max_retries
         self.webhook_url = webhook_url
-        self.webhook_key = webhook_key or "whsec_" + __import__("base64").b64encode(secrets.token_bytes(24)).decode()
+        self.webhook_key = webhook_key or "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
         self.raise_script_errors = raise_script_errors
         self.webhook_deliveries: list[WebhookDelivery] = []
         self._port = port
@@ -88,30 +82,32 @@ class Emulator:
         self._faults = Faults()
         self._requests: list[RequestRecord] = []
         self._stream_rules: list[tuple[str | None, int]] = []
-        self._portal: BlockingPortal | None = None
-        self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
-        self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
-        self._stop: anyio.Event | None = None
-        self._done: Any = None
+        self._server: AppServer | None = None
         self._clients: list[AsyncAnthropic] = []
         self._sync_clients: list[Anthropic] = []
         self.control = Control(
-            self._store, self._faults, self._requests, self._stream_rules, self._get_portal, lambda: self._thread
+            self._store,
+            self._faults,
+            self._requests,
+            self._stream_rules,
+            self._get_portal,
+            self._loop_thread,
         )
 
+    def _loop_thread(self) -> threading.Thread | None:
+        return self._server.thread if self._server else None
+
     def _get_portal(self) -> BlockingPortal:
-        if self._portal is None:
+        if self._server is None or self._server.portal is None:
             raise RuntimeError("the emulator is not running: use `async with Emulator() as api`")
-        return self._portal
+        return self._server.portal
 
     @property
     def port(self) -> int:
         """The bound port."""
-        if self._sock is None:
+        if self._server is None:
             raise RuntimeError("the emulator is not running")
-        port: int = self._sock.getsockname()[1]
-        return port
+        return self._server.port
 
     @property
     def base_url(self) -> str:
@@ -136,44 +132,33 @@ class Emulator:
 
     def start(self) -> None:
         """Bind, start the loop thread and serve (blocking; prefer `async with` / `with`)."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.host, self._port))
-            sock.listen(1024)
-        except OSError:
-            sock.close()
-            raise
-        self._sock = sock
-        self._portal_cm = start_blocking_portal("asyncio")
-        self._portal = self._portal_cm.__enter__()
-        try:
-            self._done, _ = self._portal.start_task(self._main, name="bridge.testing emulator")
-            self._thread = self._portal.call(threading.current_thread)
-        except BaseException:
-            self._teardown()
-            raise
+        app = EdgeMiddleware(
+            build_app(self._store, self._stream_rules),
+            api_keys=frozenset({self.api_key, *self.extra_api_keys}),
+            faults=self._faults,
+            require_beta=self.behavior.require_beta_header,
+            log=self._requests,
+        )
+        self._server = AppServer(app, self.host, self._port, on_start=self._on_start, on_stop=self._store.close)
+        self._server.start()
+
+    def _on_start(self, tg: TaskGroup) -> None:
+        self._store.attach(tg)
+        if self.webhook_url is not None:
+            sender = WebhookSender(self.webhook_url, self.webhook_key, self.webhook_deliveries)
+            self._store.webhook_hooks.append(sender.notify)
+            tg.start_soon(sender.run)
 
     def stop(self) -> None:
         """End every stream and turn, close every connection, stop the thread (blocking)."""
         for client in self._sync_clients:
             client.close()
         self._sync_clients.clear()
-        if self._portal is not None and self._stop is not None:
-            self._portal.call(self._stop.set)
-            self._done.result()
-        self._teardown()
+        if self._server is not None:
+            self._server.stop()
         errors = [e for s in self._store.sessions.values() for e in s.script_errors]
         if errors and self.raise_script_errors:
             raise ExceptionGroup("scripted agent failed", errors)
-
-    def _teardown(self) -> None:
-        if self._portal_cm is not None:
-            self._portal_cm.__exit__(None, None, None)
-        self._portal_cm = self._portal = None
-        self._thread = None
-        if self._sock is not None:
-            self._sock.close()
 
     async def __aenter__(self) -> Emulator:
         await anyio.to_thread.run_sync(self.start)
@@ -194,55 +179,6 @@ class Emulator:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
-
-    async def _main(self, *, task_status: TaskStatus[None]) -> None:
-        """Runs on the emulator loop: serve until stopped, then shut down fast."""
-        assert self._sock is not None
-        self._stop = anyio.Event()
-        app = EdgeMiddleware(
-            build_app(self._store, self._stream_rules),
-            api_key=self.api_key,
-            faults=self._faults,
-            require_beta=self.behavior.require_beta_header,
-            log=self._requests,
-        )
-        config = uvicorn.Config(app, http="h11", ws="none", lifespan="off", log_config=None, access_log=False)
-        config.load()
-        server = uvicorn.Server(config)
-        server.lifespan = config.lifespan_class(config)
-        async with anyio.create_task_group() as tg:
-            self._store.attach(tg)
-            if self.webhook_url is not None:
-                from ._webhooks import WebhookSender
-
-                sender = WebhookSender(self.webhook_url, self.webhook_key, self.webhook_deliveries)
-                self._store.webhook_hooks.append(sender.notify)
-                tg.start_soon(sender.run)
-            await server.startup(sockets=[self._sock])
-            task_status.started()
-            await self._stop.wait()
-            self._store.close()
-            await _shutdown(server)
-            tg.cancel_scope.cancel()
-
-
-async def _shutdown(server: uvicorn.Server) -> None:
-    """uvicorn's shutdown without its fixed 0.1 s sleeps: stop listening, finish handlers, close connections."""
-    for listener in server.servers:
-        listener.close()
-    for connection in list(server.server_state.connections):
-        connection.shutdown()
-    tasks = list(server.server_state.tasks)
-    if tasks:
-        await asyncio.wait(tasks, timeout=5)
-    for connection in list(server.server_state.connections):
-        transport = getattr(connection, "transport", None)
-        if transport is not None:
-            transport.close()
-    for listener in server.servers:
-        await listener.wait_closed()
-    for _ in range(3):
-        await asyncio.sleep(0)
 
 
 def serve_forever(host: str = "127.0.0.1", port: int = 8765, **options: Any) -> None:

@@ -56,12 +56,13 @@ class Entry:
 
 @dataclass
 class ResultRecord:
-    """One `user.custom_tool_result` received for a call (duplicates included)."""
+    """One `user.custom_tool_result` received for a call (duplicates included; a rejected one has no event id)."""
 
     event_id: str
     at: float
     duplicate: bool
     late: bool
+    rejected: bool = False
 
 
 @dataclass(eq=False)
@@ -113,12 +114,12 @@ class Session:
         self.streams: set[StreamTap] = set()
         self.stream_connects = 0
         self.unknown_results: list[str] = []
-        self.rejected_results: list[str] = []
         self.queue: deque[Json] = deque()
         self.turn_scope: anyio.CancelScope | None = None
         self.turn_active = False
         self.script_errors: list[Exception] = []
         self.duplicate_next: list[str | None] = []
+        self.batches: list[list[Json]] = []
         self.changed = anyio.Event()
         self._ids = ids
         self._clock = clock
@@ -169,6 +170,13 @@ class Session:
         if thread_id is not None:
             self._thread_event("session.thread_status_running", thread_id)
 
+    def reschedule(self) -> None:
+        """running -> rescheduling -> running, as after a transient error the server retries."""
+        self.status = "rescheduling"
+        self.emit("session.status_rescheduled")
+        self._on_change(self, "session.status_rescheduled", None)
+        self.set_running()
+
     def set_idle(self, stop_reason: Json, thread_id: str | None = None) -> None:
         """Emit the idle that tells clients what the session waits on (`stop_reason`)."""
         if thread_id is not None:
@@ -181,6 +189,8 @@ class Session:
     def _thread_event(self, event_type: str, thread_id: str, **fields: Any) -> None:
         agent_name = self.threads[thread_id]["agent_name"]
         self.emit(event_type, thread_id=thread_id, session_thread_id=thread_id, agent_name=agent_name, **fields)
+        if event_type == "session.thread_status_idle":
+            self._on_change(self, "session.thread_idled", thread_id)
 
     def create_thread(self, agent_name: str) -> str:
         """Start a sub-agent thread: `session.thread_created` on the primary stream, then it runs."""
@@ -272,9 +282,8 @@ class Session:
             )
         for event in events:
             self._check_result(event)
-        stored = []
-        for event in events:
-            stored.append(self._apply(event))
+        stored = [self._apply(event) for event in events]
+        self.batches.append(stored)
         self._settle()
         return stored
 
@@ -291,15 +300,14 @@ class Session:
                 f"custom_tool_use_id {call_id} does not match any agent.custom_tool_use event in session {self.id}",
             )
         if call.results and self._behavior.duplicate_results == "reject":
-            self.rejected_results.append(call_id)
-            call.results.append(ResultRecord("", time.monotonic(), duplicate=True, late=False))
+            call.results.append(ResultRecord("", time.monotonic(), duplicate=True, late=False, rejected=True))
             raise APIError(
                 self._behavior.duplicate_result_status,
                 "invalid_request_error",
                 f"custom_tool_use_id {call_id} already has a result",
             )
         if call.state == "abandoned" and self._behavior.late_results == "reject":
-            self.rejected_results.append(call_id)
+            call.results.append(ResultRecord("", time.monotonic(), duplicate=False, late=True, rejected=True))
             raise invalid(f"custom_tool_use_id {call_id} is no longer awaited ({call.abandoned_reason})")
 
     def _apply(self, sent: Json) -> Json:
@@ -331,6 +339,8 @@ class Session:
         """Start the turn for the oldest queued user message, if any (called again when a turn ends)."""
         if self.queue and self.status != "terminated" and not self.deleted:
             self.turn_active = True
+            # Made here, not in the turn's task: an interrupt that arrives before the task starts must still stop it.
+            self.turn_scope = anyio.CancelScope()
             message = self.queue.popleft()
             self.set_running()
             self._start_turn(self, message)

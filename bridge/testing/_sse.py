@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
+from urllib.parse import unquote
 
 import anyio
 from starlette.types import Receive, Scope, Send
@@ -19,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 from ._http import error_response_parts
 from ._session import TERMINAL_EVENTS, Session
 from ._store import Store
-from ._util import APIError, not_found
+from ._util import APIError, invalid, not_found
 
 __all__ = ["StreamEndpoint", "StreamTap", "frame"]
 
@@ -74,6 +75,10 @@ class StreamEndpoint:
         params = scope["path_params"]
         thread_id = params.get("thread_id")
         try:
+            query = {k.decode().split("=")[0] for k in scope.get("query_string", b"").split(b"&") if k}
+            unknown = {unquote(k).removesuffix("[]") for k in query} - {"event_deltas"}
+            if unknown and self.store.behavior.strict_query:
+                raise invalid(f"unknown query parameter(s): {', '.join(sorted(unknown))}")
             session = self.store.session(params["session_id"])
             if thread_id is not None and thread_id not in session.threads:
                 raise not_found("session thread", thread_id)

@@ -70,12 +70,12 @@ class WebhookSender:
         }
         try:
             self._send.send_nowait(event)
-        except anyio.WouldBlock:
+        except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
             self.deliveries.append(WebhookDelivery(json.dumps(event), {}, None))
 
     async def run(self) -> None:
         """Deliver queued webhooks until cancelled."""
-        async with httpx2.AsyncClient(timeout=10) as client, self._receive:
+        async with httpx2.AsyncClient(timeout=10) as client, self._send, self._receive:
             async for event in self._receive:
                 body = json.dumps(event, separators=(",", ":"))
                 message_id = "msg_" + secrets.token_hex(12)

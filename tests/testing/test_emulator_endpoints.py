@@ -10,7 +10,7 @@ import httpx2
 import pytest
 from anthropic.types.beta import BetaManagedAgentsAgent, BetaManagedAgentsSession
 from anthropic.types.beta.beta_environment import BetaEnvironment
-from conftest import CUSTOM_TOOLS, Setup
+from emulator_support import CUSTOM_TOOLS, Setup
 
 from bridge.testing import Behavior, Emulator, validate_model
 
@@ -180,3 +180,16 @@ async def test_raw_http_headers_and_query_forms(setup: Setup) -> None:
         wrong_method = await http.delete("/v1/agents", headers={**beta, "x-api-key": setup.api.api_key})
         assert wrong_method.status_code == 405
         assert wrong_method.json()["error"]["type"] == "invalid_request_error"
+
+
+async def test_unknown_query_parameters_are_rejected(setup: Setup) -> None:
+    """A query parameter the SDK never sends (e.g. `after_id`) is a 400, on lists and on the stream."""
+    sid = await setup.session()
+    with pytest.raises(anthropic.BadRequestError, match="after_id"):
+        await setup.client.beta.sessions.events.list(sid, extra_query={"after_id": "sevt_1"})
+    with pytest.raises(anthropic.BadRequestError, match="after_id"):
+        await setup.client.beta.sessions.events.stream(sid, extra_query={"after_id": "sevt_1"})
+    async with await setup.client.beta.sessions.events.stream(sid, event_deltas=["agent.message"]):
+        await setup.api.control.wait_streams(sid, open=1)
+    with pytest.raises(LookupError, match="sesn_nope"):
+        setup.api.control.events("sesn_nope")

@@ -7,9 +7,9 @@ from typing import Any
 import anyio
 import pytest
 from anthropic import beta_async_tool
-from conftest import BOTH_BACKENDS
+from emulator_support import BOTH_BACKENDS
 
-from bridge.testing import AgentTurn, Emulator
+from bridge.testing import AgentTurn, Emulator, ScriptedAgent
 
 pytestmark = pytest.mark.anyio
 
@@ -45,7 +45,7 @@ async def ten_calls(agent: AgentTurn) -> None:
 async def run_session(make_setup: Any, api: Emulator) -> str:
     setup = await make_setup(api)
     session_id = await setup.session()
-    runner = setup.client.beta.sessions.events.tool_runner(session_id, tools=[add, mul], max_idle=None)
+    runner = setup.client.beta.sessions.events.tool_runner(session_id, tools=[add, mul], max_idle=0)
     calls = []
     async with anyio.create_task_group() as tg:
 
@@ -57,7 +57,6 @@ async def run_session(make_setup: Any, api: Emulator) -> str:
         await api.control.wait_streams(session_id, connects=1)
         await setup.say(session_id)
         await api.control.wait_idle(session_id, "end_turn")
-        api.control.terminate(session_id)
     assert len(calls) == 10
     assert all(c.posted and not c.is_error for c in calls)
     return session_id
@@ -65,8 +64,8 @@ async def run_session(make_setup: Any, api: Emulator) -> str:
 
 @BOTH_BACKENDS
 async def test_tool_runner_completes_ten_calls() -> None:
-    """The SDK runner answers 10 scripted calls (sequential and parallel) and stops when the session terminates."""
-    from conftest import _make_setup
+    """The SDK runner answers 10 scripted calls (sequential and parallel) and stops at the turn's end."""
+    from emulator_support import _make_setup
 
     executed.clear()
     async with Emulator(script=ten_calls) as api:
@@ -82,7 +81,7 @@ async def test_tool_runner_completes_ten_calls() -> None:
 @BOTH_BACKENDS
 async def test_tool_runner_survives_a_stream_drop() -> None:
     """The first stream is cut after 8 events; the runner reconnects, reconciles, answers each call exactly once."""
-    from conftest import _make_setup
+    from emulator_support import _make_setup
 
     executed.clear()
     async with Emulator(script=ten_calls) as api:
@@ -92,3 +91,19 @@ async def test_tool_runner_survives_a_stream_drop() -> None:
         report = api.control.invariants(session_id)
     report.assert_ok()
     assert len(executed) == 10
+
+
+async def test_tool_runner_with_an_environment_key() -> None:
+    """A runner that authenticates with an `environment_key` works when the emulator accepts that key."""
+    from emulator_support import _make_setup
+
+    async with Emulator(script=ScriptedAgent.calls([("add", {"a": 1, "b": 2})]), extra_api_keys=("env-key",)) as api:
+        setup = await _make_setup(api)
+        sid = await setup.session()
+        runner = setup.client.beta.sessions.events.tool_runner(sid, tools=[add], max_idle=0, environment_key="env-key")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(runner.until_done)
+            await api.control.wait_streams(sid, open=1)
+            await setup.say(sid)
+        api.control.invariants(sid).assert_ok()
+        assert len(api.control.invariants(sid).calls) == 1

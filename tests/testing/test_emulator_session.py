@@ -10,7 +10,7 @@ import anyio
 import httpx2
 import pytest
 from anthropic.types.beta.sessions import BetaManagedAgentsSessionThread
-from conftest import BOTH_BACKENDS, Setup
+from emulator_support import BOTH_BACKENDS, Setup
 
 from bridge.testing import AgentTurn, Behavior, Emulator, ScriptedAgent, validate_event, validate_model
 from bridge.testing._validate import EVENT_MODELS, LISTED_EVENT_TYPES
@@ -290,3 +290,112 @@ async def test_pings_keep_an_idle_stream_alive(make_setup: Any) -> None:
                 chunks = response.aiter_bytes()
                 assert await anext(chunks) == b"event: ping\ndata: {}\n\n"
                 await chunks.aclose()
+
+
+async def test_per_agent_scripts_and_posted_batches(make_setup: Any) -> None:
+    """`scripts=` picks a script by agent name; `posted_batches` shows how results were grouped per POST."""
+    two = ScriptedAgent.calls([("add", {"a": 1, "b": 1}), ("add", {"a": 2, "b": 2})])
+    async with Emulator(script=ScriptedAgent.reply("default"), scripts={"calc": two}) as api:
+        setup: Setup = await make_setup(api)
+        sid = await setup.session()
+        await setup.say(sid)
+        ids = (await api.control.wait_idle(sid, "requires_action"))["stop_reason"]["event_ids"]
+        results: Any = [
+            {"type": "user.custom_tool_result", "custom_tool_use_id": i, "content": [{"type": "text", "text": "x"}]}
+            for i in ids
+        ]
+        await setup.client.beta.sessions.events.send(sid, events=results)
+        await api.control.wait_idle(sid)
+        batches = api.control.posted_batches(sid)
+        assert [[e["type"] for e in batch] for batch in batches] == [["user.message"], ["user.custom_tool_result"] * 2]
+        other = await setup.client.beta.agents.create(name="other", model="claude-opus-5")
+        plain = await setup.client.beta.sessions.create(agent=other.id, environment_id=setup.environment_id)
+        await setup.say(plain.id)
+        await api.control.wait_idle(plain.id)
+        assert api.control.events(plain.id)[-2]["content"] == [{"type": "text", "text": "default"}]
+
+
+async def test_stream_on_terminated_session_can_hang(make_setup: Any) -> None:
+    """With `terminated_stream="hang"` a stream opened on a terminated session stays open (pings only)."""
+    async with Emulator(behavior=Behavior(terminated_stream="hang")) as api:
+        setup: Setup = await make_setup(api)
+        sid = await setup.session()
+        api.control.terminate(sid)
+        async with await setup.client.beta.sessions.events.stream(sid) as stream, aclosing(aiter(stream)) as events:
+            await api.control.wait_streams(sid, open=1)
+            api.control.drop_streams(sid)
+            with pytest.raises(httpx2.HTTPError):
+                await anext(events)
+
+
+async def test_interrupt_in_the_same_batch_as_the_message(setup: Setup) -> None:
+    """A message and an interrupt in one POST: the turn never runs, the session is idle with end_turn."""
+    sid = await setup.session()
+    batch: Any = [{"type": "user.message", "content": [{"type": "text", "text": "go"}]}, {"type": "user.interrupt"}]
+    await setup.client.beta.sessions.events.send(sid, events=batch)
+    await setup.api.control.wait_idle(sid, "end_turn")
+    types = [e["type"] for e in setup.api.control.events(sid)]
+    assert types == ["user.message", "session.status_running", "user.interrupt", "session.status_idle"]
+
+
+async def every_kind(agent: AgentTurn) -> None:
+    """Emit every kind of event a script can cause."""
+    await agent.think()
+    await agent.error()
+    async with agent.subagent("helper") as sub:
+        await sub.say("working")
+        await sub.call_tool("add", {"a": 1, "b": 1})
+    await agent.say("refusing the rest")
+    agent.stop_reason = "refusal"
+
+
+async def test_every_emitted_event_validates_strictly(make_setup: Any) -> None:
+    """Every event type a script, an update, an interrupt or a termination produces validates strictly."""
+    async with Emulator(script=every_kind) as api:
+        setup: Setup = await make_setup(api)
+        sid = await setup.session()
+        async with await setup.client.beta.sessions.events.stream(sid) as stream, aclosing(aiter(stream)) as events:
+            await setup.say(sid)
+            idle = (await collect_until(events, lambda e: e["type"] == "session.status_idle"))[-1]
+            await setup.answer(sid, idle["stop_reason"]["event_ids"][0], "2")
+            await collect_until(events, lambda e: e["type"] == "session.status_idle")
+            await setup.client.beta.sessions.update(sid, title="renamed")
+            await setup.client.beta.sessions.events.send(sid, events=[{"type": "user.interrupt"}])
+            api.control.terminate(sid)
+            streamed = await collect_until(events, lambda e: e["type"] == "session.status_terminated")
+        listed = [strict(e) async for e in setup.client.beta.sessions.events.list(sid)]
+        thread_id = next(e["session_thread_id"] for e in listed if e["type"] == "session.thread_created")
+        listed += [strict(e) async for e in setup.client.beta.sessions.threads.events.list(thread_id, session_id=sid)]
+        kinds = {e["type"] for e in listed}
+        assert kinds <= LISTED_EVENT_TYPES
+        assert {e["type"] for e in streamed} <= kinds
+        assert {"agent.thinking", "session.error", "session.thread_status_terminated", "session.updated"} <= kinds
+        assert any(e["type"] == "session.status_idle" and e["stop_reason"]["type"] == "refusal" for e in listed)
+
+
+async def test_levers_and_waits(make_setup: Any) -> None:
+    """`control.interrupt`, `wait_status`, `wait_requests`, rescheduling, and rejecting late results."""
+
+    async def script(agent: AgentTurn) -> None:
+        await agent.reschedule()
+        await agent.call_tool("add", {"a": 1, "b": 2})
+
+    async with Emulator(script=script, behavior=Behavior(late_results="reject")) as api:
+        setup: Setup = await make_setup(api)
+        sid = await setup.session()
+        await setup.say(sid)
+        (call_id,) = (await api.control.wait_idle(sid, "requires_action"))["stop_reason"]["event_ids"]
+        assert [e["type"] for e in api.control.events(sid)][2:4] == [
+            "session.status_rescheduled",
+            "session.status_running",
+        ]
+        api.control.interrupt(sid)
+        await api.control.wait_status(sid, "idle")
+        with pytest.raises(anthropic.BadRequestError, match="no longer awaited"):
+            await setup.answer(sid, call_id, "late")
+        records = await api.control.wait_requests("POST /v1/sessions/*/events", 2)
+        assert [r.status for r in records] == [200, 400]
+        report = api.control.invariants(sid)
+        assert report.abandoned == (call_id,)
+        assert report.late == {call_id: 1}
+        assert report.calls[0].rejected_results == 1

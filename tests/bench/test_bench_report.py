@@ -1,0 +1,65 @@
+"""The benchmark's report logic: percentiles, the markdown table, the README block (no timing here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench._measure import Sample, percentile, summarize
+from bench._report import END, START, render, update_readme
+
+
+def _report(sdk_s: float, bridge_s: float) -> dict[str, Any]:
+    def arm(seconds: float) -> dict[str, Any]:
+        return summarize([Sample(seconds, 200, 0.1, 3, 1, 0, 0)])
+
+    machine = {
+        "usable_cores": 2,
+        "cpu": "cpu",
+        "os": "Linux",
+        "python": "CPython 3.11",
+        "versions": {"anthropic": "2.10.0"},
+        "load": [1.0],
+        "load_before": [0.5],
+        "git": "abc",
+    }
+    workload = {
+        "kind": "turn",
+        "title": "200 trivial calls, one turn",
+        "target": 5.0,
+        "arms": {"sdk": arm(sdk_s), "bridge": arm(bridge_s)},
+        "ratio": sdk_s / bridge_s,
+        "notes": [],
+    }
+    return {"command": "python bench/run.py", "backend": "asyncio", "seconds": 1.0, "machine": machine,
+            "workloads": {"w2": workload}}  # fmt: skip
+
+
+def test_percentile_is_nearest_rank() -> None:
+    """p50 and p99 pick actual samples by nearest rank, so p99 of 100 values is the 99th smallest."""
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile([3.0], 99) == 3.0
+
+
+def test_table_shows_ratio_and_verdict() -> None:
+    """A turn workload renders its ratio and whether it meets the target."""
+    text = render(_report(0.5, 0.05))
+    assert "**10.0x**" in text
+    assert "**yes**" in text
+    assert "**no**" in render(_report(0.5, 0.25))
+
+
+def test_readme_block_is_replaced_in_place(tmp_path: Path) -> None:
+    """Re-running replaces the marked block instead of appending a second one."""
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\nintro\n")
+    update_readme(readme, "first")
+    update_readme(readme, "second")
+    text = readme.read_text()
+    assert text.count(START) == 1
+    assert text.count(END) == 1
+    assert "second" in text
+    assert "first" not in text
+    assert text.startswith("# x\n\nintro\n")
