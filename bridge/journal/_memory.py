@@ -8,12 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from ._protocol import CallRecord, CallState, JournalStats, StoredResult
+from ._protocol import MAY_LEAVE, CallRecord, CallState, JournalStats, StoredResult
 
 __all__ = ["MemoryJournal"]
-
-_RESULT_FROM = (CallState.RECEIVED, CallState.STARTED)
-_POSTABLE = (CallState.COMPLETED, CallState.IN_DOUBT)
 
 
 class MemoryJournal:
@@ -66,10 +63,10 @@ class MemoryJournal:
         )
         return True
 
-    def _move(self, session_id: str, tool_use_id: str, allowed: tuple[CallState, ...], **changes: Any) -> bool:
+    def _move(self, transition: str, session_id: str, tool_use_id: str, **changes: Any) -> bool:
         key = (session_id, tool_use_id)
         record = self._calls.get(key)
-        if record is None or record.state not in allowed:
+        if record is None or record.state not in MAY_LEAVE[transition]:
             return False
         self._calls[key] = replace(record, updated_at=time.time(), **changes)
         return True
@@ -77,29 +74,27 @@ class MemoryJournal:
     async def start(self, session_id: str, tool_use_id: str) -> bool:
         record = self._calls.get((session_id, tool_use_id))
         attempt = record.attempt + 1 if record else 1
-        return self._move(session_id, tool_use_id, (CallState.RECEIVED,), state=CallState.STARTED, attempt=attempt)
+        return self._move("start", session_id, tool_use_id, state=CallState.STARTED, attempt=attempt)
 
     async def complete(self, session_id: str, tool_use_id: str, result: StoredResult) -> bool:
         state = CallState.IN_DOUBT if result.in_doubt else CallState.COMPLETED
-        return self._move(session_id, tool_use_id, _RESULT_FROM, state=state, result=result)
+        return self._move("complete", session_id, tool_use_id, state=state, result=result)
 
     async def requeue(self, session_id: str, tool_use_id: str) -> bool:
-        return self._move(session_id, tool_use_id, (CallState.STARTED,), state=CallState.RECEIVED)
+        return self._move("requeue", session_id, tool_use_id, state=CallState.RECEIVED)
 
     async def mark_posted(self, session_id: str, tool_use_ids: Sequence[str]) -> None:
         now = time.time()
         for tool_use_id in tool_use_ids:
-            self._move(session_id, tool_use_id, _POSTABLE, state=CallState.POSTED, posted_at=now)
+            self._move("mark_posted", session_id, tool_use_id, state=CallState.POSTED, posted_at=now)
 
     async def mark_acked(self, session_id: str, tool_use_id: str, event_id: str) -> bool:
-        allowed = (CallState.COMPLETED, CallState.IN_DOUBT, CallState.POSTED)
-        return self._move(session_id, tool_use_id, allowed, state=CallState.ACKED, acked_event_id=event_id)
+        return self._move("mark_acked", session_id, tool_use_id, state=CallState.ACKED, acked_event_id=event_id)
 
     async def abandon(self, session_id: str, tool_use_ids: Sequence[str] | None = None) -> int:
         if tool_use_ids is None:
             tool_use_ids = [tid for (sid, tid) in self._calls if sid == session_id]
-        unfinished = tuple(s for s in CallState if not s.finished)
-        return sum(self._move(session_id, tid, unfinished, state=CallState.ABANDONED) for tid in tool_use_ids)
+        return sum(self._move("abandon", session_id, tid, state=CallState.ABANDONED) for tid in tool_use_ids)
 
     async def get(self, session_id: str, tool_use_id: str) -> CallRecord | None:
         return self._calls.get((session_id, tool_use_id))

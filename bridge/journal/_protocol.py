@@ -15,11 +15,12 @@ tool runs right after. `complete()` is durable before it returns too: the journa
 posted only once it cannot be lost. Everything after `completed` is about delivering the stored result exactly once;
 a result is never recomputed because its post failed.
 
-The other transitions (`receive`, `requeue`, `mark_posted`, `mark_acked`, `abandon`) need only be committed: visible
-to every later call, never reordered, but a power cut may undo the most recent of them. That is safe because each is
-re-derived after a restart: a lost `received` call is read again from the session's history, a lost `posted` or
-`acked` leads to the history check before any re-post, a lost requeue or abandon is redone by recovery. A durable
-backend may use this to skip an fsync (the SQLite journal does; a later durable transition makes them durable too).
+The other transitions (`receive`, `requeue`, `mark_posted`, `mark_acked`, `abandon`) must be visible to every later
+call and never reordered, but they need not be durable when they return: a crash may undo the most recent of them.
+That is safe because each is re-derived after a restart: a lost `received` call is read again from the session's
+history, a lost `posted` or `acked` leads to the history check before any re-post, a lost requeue or abandon is
+redone by recovery. A durable backend may use this to write them later (the SQLite journal does; the next durable
+transition makes every earlier one durable too).
 
 Backends: `MemoryJournal` (tests, embedded use), the SQLite journal (the daemon's default), and later PostgreSQL for
 a fleet (owner ids and fences live behind this same interface). One conformance suite runs against every backend.
@@ -32,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["CallRecord", "CallState", "Journal", "JournalStats", "StoredResult"]
+__all__ = ["MAY_LEAVE", "CallRecord", "CallState", "Journal", "JournalStats", "StoredResult"]
 
 
 class CallState(enum.StrEnum):
@@ -55,6 +56,17 @@ class CallState(enum.StrEnum):
     def finished(self) -> bool:
         """True when nothing is left to do for the call."""
         return self in (CallState.ACKED, CallState.ABANDONED)
+
+
+MAY_LEAVE: Mapping[str, frozenset[CallState]] = {
+    "start": frozenset({CallState.RECEIVED}),
+    "complete": frozenset({CallState.RECEIVED, CallState.STARTED}),
+    "requeue": frozenset({CallState.STARTED}),
+    "mark_posted": frozenset({CallState.COMPLETED, CallState.IN_DOUBT}),
+    "mark_acked": frozenset({CallState.COMPLETED, CallState.IN_DOUBT, CallState.POSTED}),
+    "abandon": frozenset(s for s in CallState if not s.finished),
+}
+"""The states each transition may leave: the compare in every backend's compare-and-set."""
 
 
 @dataclass(frozen=True)

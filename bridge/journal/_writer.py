@@ -1,194 +1,217 @@
-"""Group commit: many concurrent journal operations share one transaction and one fsync.
+"""The SQLite journal's writer: one dedicated thread, one connection, group commit.
 
-A durable transition costs an fsync, and an fsync costs the same for one row as for a hundred. So operations are
-queued, and whoever finds the connection idle becomes the *leader*: it takes everything queued, runs it in one
-`BEGIN IMMEDIATE ... COMMIT` on a worker thread, and wakes every waiter. Operations that arrive during that commit
-queue up and go out together in the next one, so batches grow by themselves with load, with no timer and no added
-latency when the journal is idle.
+The event loop never touches SQLite. Journal operations are queued (a list append under a lock held for
+microseconds); the writer thread takes everything queued, applies it as one transaction (one statement, see
+`_statements.py`), and starts over. Work that arrives while a commit is in flight goes out together in the next
+one, so batches grow with load with no timer and no added latency when the journal is idle: that is group commit,
+and it is what makes one fsync serve dozens of calls.
 
-Why this shape rather than a dedicated writer thread: a dedicated thread would have to wake the event loop when a
-commit lands, which needs backend-specific plumbing (asyncio's `call_soon_threadsafe`, trio's tokens). Running each
-batch through `anyio.to_thread.run_sync` gets that portably. The connection is still used by one thread at a time
-(only the leader touches it), which is the single-writer discipline SQLite wants, and the batch runs under a private
-`CapacityLimiter(1)` so it never queues behind sync tools that fill anyio's default thread pool.
+Why a dedicated thread rather than `anyio.to_thread` per batch: most operations (posted, acked, requeued) are not
+waited for at all, so something must flush them without a caller driving it; and a hop through anyio's thread pool
+costs a loop wakeup per batch even when nobody waits. The thread wakes the loop only for batches someone awaits, and
+without waiting for the loop to run the wakeup (the loop's own thread-safe `call_soon_threadsafe` on asyncio,
+`TrioToken.run_sync_soon` on trio, both found through anyio's loop token): a writer that blocked on a busy loop
+would leave the next batch, and every `start()` in it, waiting too. Measured end to end, that wait, not the fsync,
+is what durability costs a bridge.
 
-Cancellation: an operation cancelled while still queued is withdrawn and never applied. Once taken into a batch it is
-applied (the batch runs shielded, since other callers' operations share it), and a cancelled caller just does not see
-the result. Either way, no transition is ever half-applied.
+Durability is per batch: the strongest any of its operations asks for. `DURABLE` commits with `synchronous=FULL`
+(the WAL is fsynced before the waiters wake); otherwise `synchronous=NORMAL` (committed, fsynced by the next durable
+commit or checkpoint). If a commit fails (disk full, I/O error) the writer stops for good and every later call
+raises `JournalError`: after a failed write the in-memory state cannot be trusted, and a restart recovers from the
+last durable state.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import logging
 import sqlite3
+import threading
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from .._errors import JournalError
 
-__all__ = ["Durability", "GroupCommit", "Work"]
+__all__ = ["Batch", "Durability", "Writer"]
 
-T = TypeVar("T")
-Work = Callable[[sqlite3.Connection], T]
+_log = logging.getLogger("bridge.journal")
+
+Work = Any
+"""What the writer runs: opaque to it, handed in batches to the `apply` function the journal gives it."""
+Done = Callable[[Any], None]
 
 
 class Durability(enum.IntEnum):
     """What an operation needs from its batch's commit; a batch gets the strongest any of its operations asks for."""
 
-    READ = 0
-    """Reads only: no transaction."""
-    COMMITTED = 1
-    """Committed before returning, fsynced by the next durable commit or checkpoint (`synchronous=NORMAL`). A power
-    loss may undo it, never reorder it: the WAL is append-only, so a later fsync covers it too."""
-    DURABLE = 2
-    """Committed and fsynced before returning (`synchronous=FULL`)."""
+    QUEUED = 0
+    """Applied in order, committed soon; may be lost with the process (every such transition is re-derived)."""
+    DURABLE = 1
+    """Committed and fsynced (`synchronous=FULL`) before the caller resumes."""
 
 
-class _Pending(Generic[T]):
-    __slots__ = ("done", "durability", "error", "event", "lead", "result", "work")
+class Batch:
+    """Operations committed together, and the caller-side wakeup for them."""
 
-    def __init__(self, work: Work[T], durability: Durability) -> None:
-        self.work = work
-        self.durability = durability
-        self.event = anyio.Event()
-        self.lead = False
+    __slots__ = ("done", "durable", "error", "event", "items", "wanted")
+
+    def __init__(self) -> None:
+        self.items: list[tuple[Work, Done | None]] = []
+        self.durable = False
+        self.wanted = False  # someone waits: wake the loop when done
         self.done = False
-        self.result: T | None = None
         self.error: BaseException | None = None
+        self.event: anyio.Event | None = None
+
+    def finish(self, results: list[Any]) -> None:
+        """On the event loop: run the operations' completion callbacks in order, then wake the waiters."""
+        if self.error is None:
+            for (_, on_done), result in zip(self.items, results, strict=True):
+                if on_done is not None:
+                    on_done(result)
+        self.done = True
+        if self.event is not None:
+            self.event.set()
 
 
-class GroupCommit:
-    """Serialises work on one SQLite connection and commits concurrent writes together.
+class Writer:
+    """Owns the connection and the thread that writes through it.
 
     Args:
         conn: An autocommit connection (`isolation_level=None`, `check_same_thread=False`); owned from now on.
-        name: Used in error messages (the journal's path).
-        on_write: Called inside each batch's write transaction before its commit (retention piggybacks on it);
-            skipped when a failed batch is retried one operation at a time.
+        apply: Runs a batch's work items as one transaction and returns one result per item.
+        name: Used in thread names and error messages (the journal's path).
+        on_write: Called after each batch (retention piggybacks on it).
     """
 
     def __init__(
         self,
         conn: sqlite3.Connection,
+        apply: Callable[[sqlite3.Connection, list[Work]], list[Any]],
         *,
         name: str,
         on_write: Callable[[sqlite3.Connection], None] | None = None,
     ) -> None:
         self._conn = conn
+        self._apply = apply
         self._name = name
         self._on_write = on_write
-        self._limiter = anyio.CapacityLimiter(1)
-        self._queue: list[_Pending[object]] = []
-        self._busy = False  # a leader is running a batch, or has been elected and is about to
-        self._closed = False
+        self._cond = threading.Condition(threading.Lock())
+        self._open = Batch()
+        self._idle = False
+        self._stopping = False
+        self._failed: BaseException | None = None
         self._synchronous = ""
-        self.commits = 0  # write transactions committed; with `operations`, how well group commit batches
-        self.fsyncs = 0  # of which durable (synchronous=FULL)
+        native = anyio.lowlevel.current_token().native_token
+        self._soon: Callable[..., object] = getattr(native, "run_sync_soon", None) or native.call_soon_threadsafe  # type: ignore[attr-defined]
+        self._thread = threading.Thread(target=self._main, name=f"journal-writer {name}", daemon=True)
+        self.commits = 0  # write transactions; with `fsyncs` and `operations`, how well group commit batches
+        self.fsyncs = 0
         self.operations = 0
+        self._thread.start()
 
-    async def run(self, work: Work[T], durability: Durability) -> T:
-        """Run `work(conn)` in the next batch and return its result once the batch committed as `durability` asks.
-
-        Raises:
-            JournalError: The journal is closed, or SQLite failed (disk full, I/O error); the work was not applied.
-        """
-        if self._closed:
+    def check(self) -> None:
+        """Raise `JournalError` if the writer failed or was closed; call before changing any in-memory state."""
+        if self._failed is not None:
+            raise JournalError(
+                f"journal {self._name} failed to write ({self._failed}); restart the bridge: it recovers from the "
+                "last durable state"
+            ) from self._failed
+        if self._stopping:
             raise JournalError(f"journal {self._name} is closed")
-        return await self._submit(work, durability)
 
-    async def close(self, final: Work[None]) -> None:
-        """Refuse new work, let queued work finish, then run `final` (which closes the connection)."""
-        if self._closed:
-            return
-        self._closed = True
+    def submit(self, work: Work, durability: Durability, *, wait: bool, on_done: Done | None = None) -> Batch:
+        """Queue `work` (applied on the writer thread) and return its batch; never blocks on I/O.
+
+        `on_done(result)` runs on the event loop once the batch committed; it needs `wait` (the loop is woken only
+        for batches someone waits on).
+        """
+        self.check()
+        with self._cond:
+            batch = self._open
+            batch.items.append((work, on_done))
+            if durability is Durability.DURABLE:
+                batch.durable = True
+            if wait:
+                batch.wanted = True
+                if batch.event is None:
+                    batch.event = anyio.Event()
+            if self._idle:
+                self._idle = False
+                self._cond.notify()
+        return batch
+
+    async def wait(self, batch: Batch) -> None:
+        """Wait until `batch` (returned by `submit(..., wait=True)`) is committed; raise if it failed."""
+        if not batch.done:
+            assert batch.event is not None
+            await batch.event.wait()
+        if batch.error is not None:
+            raise JournalError(f"journal {self._name}: {batch.error}") from batch.error
+
+    async def run(self, work: Work, durability: Durability = Durability.QUEUED) -> Any:
+        """Queue `work` and return its result once its batch committed (reads see every earlier write)."""
+        box: list[Any] = []
+        batch = self.submit(work, durability, wait=True, on_done=box.append)
+        await self.wait(batch)
+        return box[0]
+
+    async def close(self) -> None:
+        """Flush everything queued, stop the thread and close the connection. Safe to call twice."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
         with anyio.CancelScope(shield=True):
-            await self._submit(lambda conn: None, Durability.READ)  # a barrier: everything queued before it is done
-            await anyio.to_thread.run_sync(final, self._conn, limiter=self._limiter)
+            await anyio.to_thread.run_sync(self._thread.join)
 
-    async def _submit(self, work: Work[T], durability: Durability) -> T:
-        pending: _Pending[T] = _Pending(work, durability)
-        queued: _Pending[object] = pending  # type: ignore[assignment]
-        self._queue.append(queued)
-        if self._busy:
-            try:
-                await pending.event.wait()
-            except BaseException:
-                if queued in self._queue:
-                    self._queue.remove(queued)  # withdrawn before anyone ran it
-                if pending.lead and not pending.done:
-                    self._busy = False  # we were elected but will not lead: pass it on
-                    self._elect()
-                raise
-            if not pending.lead:
-                return self._outcome(pending)
-        self._busy = True
-        batch, self._queue = self._queue, []
+    # -- the writer thread ---------------------------------------------------------------------------------------
+
+    def _main(self) -> None:
         try:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self._execute, batch, limiter=self._limiter)
-        finally:
-            for item in batch:
-                item.event.set()
-            self._busy = False
-            self._elect()
-        return self._outcome(pending)
-
-    def _elect(self) -> None:
-        """Make the oldest queued operation the next leader, reserving the role so nobody else takes it."""
-        if not self._busy and self._queue:
-            self._busy = True
-            leader = self._queue[0]
-            leader.lead = True
-            leader.event.set()
-
-    def _outcome(self, pending: _Pending[T]) -> T:
-        if not pending.done and pending.error is None:
-            raise JournalError(f"journal {self._name}: the operation was interrupted and not applied")
-        if pending.error is not None:
-            if isinstance(pending.error, sqlite3.Error):
-                raise JournalError(f"journal {self._name}: {pending.error}") from pending.error
-            raise pending.error
-        return pending.result  # type: ignore[return-value]
-
-    def _execute(self, batch: list[_Pending[object]]) -> None:
-        """In the worker thread: run the batch in one transaction; if it fails, run each item alone."""
-        self.operations += len(batch)
-        try:
-            self._transaction(batch, maintain=True)
-        except Exception as exc:
-            if len(batch) == 1:
-                batch[0].error = exc
-            else:
-                for item in batch:  # isolate the failing operation; the others still commit
+            while True:
+                with self._cond:
+                    while not self._open.items and not self._stopping:
+                        self._idle = True
+                        self._cond.wait()
+                    self._idle = False
+                    batch, self._open = self._open, Batch()
+                if not batch.items:
+                    return  # stopping, and everything before was flushed
+                results = self._execute(batch)
+                if batch.wanted:
                     try:
-                        self._transaction([item], maintain=False)
-                    except Exception as single:
-                        item.error = single
+                        self._soon(batch.finish, results)
+                    except Exception:  # the loop is gone (RuntimeError on asyncio, RunFinishedError on trio)
+                        _log.warning("journal %s: the event loop ended before the journal was closed", self._name)
+                        return
+        finally:
+            self._conn.close()
 
-    def _transaction(self, batch: list[_Pending[object]], *, maintain: bool) -> None:
+    def _execute(self, batch: Batch) -> list[Any]:
+        if self._failed is not None:
+            batch.error = self._failed
+            return []
         conn = self._conn
-        durability = max(item.durability for item in batch)
-        write = durability is not Durability.READ
-        if write:
-            synchronous = "FULL" if durability is Durability.DURABLE else "NORMAL"
+        synchronous = "FULL" if batch.durable else "NORMAL"
+        try:
             if synchronous != self._synchronous:
                 conn.execute(f"PRAGMA synchronous = {synchronous}")
                 self._synchronous = synchronous
-            conn.execute("BEGIN IMMEDIATE")
-        try:
-            results = [item.work(conn) for item in batch]
-            if write:
-                if maintain and self._on_write is not None:
-                    self._on_write(conn)
-                conn.execute("COMMIT")
-                self.commits += 1
-                self.fsyncs += durability is Durability.DURABLE
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        for item, result in zip(batch, results, strict=True):
-            item.result = result
-            item.done = True
+            results = self._apply(conn, [work for work, _ in batch.items])
+            if self._on_write is not None:
+                self._on_write(conn)
+        except Exception as exc:
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            _log.error("journal %s: a write failed, the journal stops: %s", self._name, exc)
+            self._failed = batch.error = exc
+            return []
+        self.commits += 1
+        self.fsyncs += batch.durable
+        self.operations += len(batch.items)
+        return results

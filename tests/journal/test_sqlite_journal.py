@@ -53,16 +53,18 @@ async def finish(journal: SqliteJournal, tool_use_id: str, state: CallState = Ca
     await journal.mark_acked("s", tool_use_id, "sevt")
 
 
-async def test_transitions_are_committed_when_they_return(tmp_path: Path) -> None:
-    """Once start() or complete() returns, the new state is in the file for any other reader (committed, fsynced)."""
+async def test_start_and_complete_are_in_the_file_when_they_return(tmp_path: Path) -> None:
+    """Once start() or complete() returns, its state (and every transition before it) is in the file for any reader."""
     path = tmp_path / "journal.db"
     async with SqliteJournal(path) as journal:
         await journal.receive("s", "t", "pay", {"cents": 5})
-        assert outside_view(path, "t") == "received"
         await journal.start("s", "t")
         assert outside_view(path, "t") == "started"
         await journal.complete("s", "t", RESULT)
         assert outside_view(path, "t") == "completed"
+        await journal.mark_posted("s", ["t"])  # queued: written soon, not waited for
+        await journal.stats()  # a read waits for the writes queued before it
+        assert outside_view(path, "t") == "posted"
 
 
 async def test_concurrent_transitions_share_commits(tmp_path: Path) -> None:
@@ -153,6 +155,7 @@ async def test_retention_prunes_while_writing(tmp_path: Path) -> None:
     path = tmp_path / "journal.db"
     async with SqliteJournal(path, retention=60, prune_every=0) as journal:
         await finish(journal, "old")
+        await journal.stats()  # a read waits for the writes queued before it, so the ack is in the file
         backdate(path, 3600, "old")
         assert await journal.get("s", "old") is not None
         await journal.receive("s", "next", "tool", {})
@@ -190,3 +193,21 @@ async def test_only_start_and_complete_wait_for_an_fsync(tmp_path: Path) -> None
             before = journal.fsyncs
             await step()
             assert journal.fsyncs - before == fsyncs, name
+
+
+async def test_a_file_changed_behind_its_back_stops_the_journal(tmp_path: Path) -> None:
+    """If the file no longer matches what the journal wrote, the write fails and every later call raises JournalError."""
+    path = tmp_path / "journal.db"
+    async with SqliteJournal(path) as journal:
+        await journal.receive("s", "t", "pay", {})
+        await journal.start("s", "t")
+        conn = sqlite3.connect(path, isolation_level=None, timeout=10)
+        try:
+            conn.execute("UPDATE tool_calls SET state = 'acked' WHERE tool_use_id = 't'")  # not through the journal
+        finally:
+            conn.close()
+        with pytest.raises(JournalError, match="changed by another process"):
+            await journal.complete("s", "t", RESULT)
+        with pytest.raises(JournalError, match="restart the bridge"):
+            await journal.receive("s", "u", "pay", {})
+    assert outside_view(path, "t") == "acked", "nothing was written over it"
