@@ -196,7 +196,7 @@ async def test_only_start_and_complete_wait_for_an_fsync(tmp_path: Path) -> None
 
 
 async def test_a_file_changed_behind_its_back_stops_the_journal(tmp_path: Path) -> None:
-    """If the file no longer matches what the journal wrote, the write fails and every later call raises JournalError."""
+    """If the file no longer matches what the journal wrote, the write fails and every later call raises an error."""
     path = tmp_path / "journal.db"
     async with SqliteJournal(path) as journal:
         await journal.receive("s", "t", "pay", {})
