@@ -291,6 +291,7 @@ _COUNTERS = {
     "post_retries": "post_retries_total",
     "duplicates_prevented": "duplicates_prevented_total",
     "reconnects": "reconnects_total",
+    "reconciled": "calls_reconciled_total",
 }
 
 

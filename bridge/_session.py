@@ -5,6 +5,7 @@ SessionRunner.run
 ├── session lookup (metadata for ToolContext; a session already terminated ends here)
 └── task group
     ├── poster.run                    posts batches of results
+    ├── reconciler.run                the periodic reconciliation sweep (the stream may skip events)
     └── (body) task group of calls    one task per call, started by the dispatcher
         └── intake.run                stream + history -> dispatcher.handle -> watchers
 ```
@@ -36,6 +37,7 @@ from ._limits import Limits, Timeouts
 from ._observe import Observer, log_extra
 from ._pools import StreamPools
 from ._poster import Poster
+from ._reconcile import Reconciler
 from ._scheduler import Scheduler
 from ._toolset import Toolset
 from .journal import Journal
@@ -107,6 +109,15 @@ class SessionRunner:
             timeouts=services.timeouts,
             observer=services.observer,
             requests=services.requests,
+            on_idle=lambda idle: self.reconciler.check(idle),
+        )
+        self.reconciler = Reconciler(
+            session_id,
+            events=services.client.beta.sessions.events,
+            intake=self.intake,
+            timeouts=services.timeouts,
+            observer=services.observer,
+            requests=services.requests,
         )
 
     def __repr__(self) -> str:
@@ -152,6 +163,7 @@ class SessionRunner:
         async with anyio.create_task_group() as tg:
             self._tg = tg
             tg.start_soon(self.poster.run)
+            tg.start_soon(self.reconciler.run)
             async with anyio.create_task_group() as calls:
                 self._calls_tg = calls
                 await self.intake.run()

@@ -42,6 +42,7 @@ class Entry:
     primary: bool
     at: datetime
     duplicate: bool = False
+    skipped: bool = False  # in the history, but never written to a live stream (`Control.skip_next_event`)
 
     def view(self, thread_id: str | None) -> Json | None:
         """The event as seen on the primary view (`thread_id=None`) or on a thread's own stream, or None if hidden."""
@@ -119,6 +120,7 @@ class Session:
         self.turn_active = False
         self.script_errors: list[Exception] = []
         self.duplicate_next: list[str | None] = []
+        self.skip_next: list[str | None] = []
         self.batches: list[list[Json]] = []
         self.changed = anyio.Event()
         self._ids = ids
@@ -143,6 +145,11 @@ class Session:
             if rule in (None, event["type"]):
                 self.duplicate_next.remove(rule)
                 entry.duplicate = True
+                break
+        for rule in self.skip_next:
+            if rule in (None, event["type"]):
+                self.skip_next.remove(rule)
+                entry.skipped = True
                 break
         self.log.append(entry)
         self.resource["updated_at"] = event["processed_at"]
