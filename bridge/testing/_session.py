@@ -353,10 +353,16 @@ class Session:
             self._start_turn(self, message)
 
     def interrupt(self, thread_id: str | None) -> None:
-        """`user.interrupt`: stop the whole turn, or only one sub-agent thread, and go idle."""
+        """`user.interrupt`: stop the whole turn, or only one sub-agent thread, and go idle.
+
+        With `Behavior(interrupted_calls="keep")`, an interrupt of a scope blocked on custom tool calls leaves them
+        pending instead: the idle that follows still lists them.
+        """
+        if thread_id is not None and thread_id not in self.threads:
+            return
+        if self._behavior.interrupted_calls == "keep" and self._keep_blocked(thread_id):
+            return
         if thread_id is not None:
-            if thread_id not in self.threads:
-                return
             for call in self.calls.values():
                 if call.thread_id == thread_id:
                     call.abandon("interrupted")
@@ -374,3 +380,14 @@ class Session:
         if self.turn_scope is not None:
             self.turn_scope.cancel()
         self.set_idle({"type": self._behavior.interrupt_stop_reason})
+
+    def _keep_blocked(self, thread_id: str | None) -> bool:
+        """Re-emit the idle of a scope blocked on tool calls, keeping them pending; False if it is not blocked."""
+        mine = [c.id for c in self.blocked if c.state == "pending" and thread_id in (None, c.thread_id)]
+        if not mine:
+            return False
+        if thread_id is not None:
+            reason = {"type": "requires_action", "event_ids": mine}
+            self._thread_event("session.thread_status_idle", thread_id, stop_reason=reason, stop_details=None)
+        self.set_idle({"type": "requires_action", "event_ids": [c.id for c in self.blocked if c.state == "pending"]})
+        return True
