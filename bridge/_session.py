@@ -79,6 +79,7 @@ class SessionRunner:
         self._calls_idle = anyio.Event()
         self._calls_idle.set()
         self._drain_deadline: float | None = None
+        self._drain_scope: anyio.CancelScope | None = None  # the wait for running calls, while it lasts
         self.poster = Poster(
             session_id,
             send_events=services.send_events,
@@ -150,9 +151,15 @@ class SessionRunner:
             self._services.observer.forget_session(self.session_id)
 
     def begin_drain(self, deadline: float) -> None:
-        """Stop taking new calls; let running ones finish until `deadline` (monotonic), then cancel them."""
-        if self._drain_deadline is None:
+        """Stop taking new calls; let running ones finish until `deadline` (monotonic), then cancel them.
+
+        Called again with an earlier deadline, it shortens the drain under way (`detach` during a shutdown, as a
+        second SIGINT does); a later one never lengthens it.
+        """
+        if self._drain_deadline is None or deadline < self._drain_deadline:
             self._drain_deadline = deadline
+            if self._drain_scope is not None:
+                self._drain_scope.deadline = deadline
         self.intake.stop()
 
     async def _serve(self) -> None:
@@ -168,7 +175,7 @@ class SessionRunner:
                 self._calls_tg = calls
                 await self.intake.run()
                 if self._drain_deadline is not None and not self.dispatcher.ended:
-                    await self._drain(self._drain_deadline)
+                    await self._drain()
                 calls.cancel_scope.cancel()
             tg.cancel_scope.cancel()
         reason = self.dispatcher.ended or "stopped by the bridge"
@@ -213,13 +220,15 @@ class SessionRunner:
             return
         self.dispatcher.metadata = dict(session.metadata or {})
 
-    async def _drain(self, deadline: float) -> None:
-        with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
+    async def _drain(self) -> None:
+        assert self._drain_deadline is not None
+        with anyio.CancelScope(deadline=self._drain_deadline) as self._drain_scope:  # `begin_drain` may shorten it
             await self._calls_idle.wait()
             await self.poster.wait_empty()
+        self._drain_scope = None
         if self.dispatcher.cancel_running("shutdown"):
             # Cancelled calls answer at once (sync tools are abandoned, not awaited); give those answers a moment.
-            with anyio.move_on_after(max(1.0, deadline - anyio.current_time())):
+            with anyio.move_on_after(max(1.0, self._drain_deadline - anyio.current_time())):
                 await self._calls_idle.wait()
                 await self.poster.wait_empty()
 

@@ -184,6 +184,40 @@ async def test_shutdown_past_the_drain_cancels_and_answers_running_calls() -> No
     assert gate.finished == []
 
 
+@BOTH_BACKENDS
+async def test_an_earlier_deadline_shortens_a_drain_under_way() -> None:
+    """`detach` during a long drain (a second SIGINT does that) ends it at once; each running call is answered once."""
+    gate, calls = Gate(), Calls()
+    texts: list[str] = []
+
+    async def script(agent: AgentTurn) -> None:
+        results = await agent.call_tools([("slow", {"n": 1}), ("slow", {"n": 2})])
+        texts.extend(r.text for r in results)
+
+    async with world([gate.slow], script) as w:
+        session_id = await w.session()
+
+        async def shorten_the_drain(bridge: Bridge) -> None:
+            await w.api.control.wait_streams(session_id, open=0)  # the drain has begun: the stream was closed
+            bridge.detach(session_id)
+
+        async with anyio.create_task_group() as tg:
+            async with Bridge(w.client, [gate.slow], timeouts=Timeouts(drain=60), on_call=calls.listen) as bridge:
+                bridge.attach(session_id)
+                await w.say(session_id)
+                with anyio.fail_after(5):
+                    await calls.wait(CallEventKind.STARTED, 2)
+                tg.start_soon(shorten_the_drain, bridge)
+                left = anyio.current_time()
+            drained_in = anyio.current_time() - left
+        await w.api.control.wait_idle(session_id, "end_turn")
+        w.api.control.invariants(session_id).assert_ok()
+    assert drained_in < 3, drained_in
+    assert len(texts) == 2
+    assert all("shutdown" in t for t in texts)
+    assert gate.finished == []
+
+
 async def test_watch_sees_the_sessions_other_events() -> None:
     """`watch` yields the session's agent messages and status changes from the bridge's own stream."""
     async with world([], ScriptedNoop()) as w:
