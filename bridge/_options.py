@@ -51,7 +51,8 @@ class ToolOptions:
         destructive: Deletes or overwrites; informational, shown in `bridge tools`.
         strict: Send the strict-mode subset of the schema (constraints the subset lacks move into descriptions;
             input is still validated against all of them).
-        output_budget: Most characters of text a result may carry before it is cut with a marker.
+        output_budget: Most characters a result may carry: text past it is cut with a marker, and an image or
+            document (counted as its base64 JSON) that does not fit is replaced by a marker.
         concurrency_key: Name of an input field whose value keys a per-value limit of `max_concurrency` calls
             (e.g. one refund at a time per `order_id`).
     """

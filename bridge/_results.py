@@ -10,8 +10,10 @@ The rules, in order:
 - Everything else (dict, list, number, bool, pydantic model, dataclass, datetime...) is compact JSON text, so a dict
   is never mistaken for blocks and a model never reaches the model as `name='x' age=3`.
 
-Every text is sanitised (lone surrogates become U+FFFD) and the total text is held to an output budget; JSON is cut
-by dropping items and keys with a visible marker, so it stays valid JSON.
+Every text is sanitised (lone surrogates become U+FFFD) and the whole result is held to an output budget of
+characters: text is cut and JSON loses items and keys behind a visible marker (so it stays valid JSON); an image,
+document or search result counts its JSON size, base64 included, and one that does not fit is replaced by a text
+marker saying so.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from typing import Any
 
 import pydantic_core
 
-from ._budget import truncate_json, truncate_text
+from ._budget import dumps, truncate_json, truncate_text
 from ._content import BLOCK_TYPES, NO_OUTPUT, CallResult, ContentBlock, ToolResult, block_problem, text_block
 
 __all__ = ["DEFAULT_OUTPUT_BUDGET", "ResultError", "error_text", "sanitize", "shape_result", "to_json"]
 
 DEFAULT_OUTPUT_BUDGET = 100_000
-"""Characters of text a result may carry unless the tool sets `output_budget` (about 25k tokens)."""
+"""Characters a result may carry unless the tool sets `output_budget`: about 25k tokens of text, or an image or
+document of about 73 KB (base64 makes 4 characters of 3 bytes). Raise it on tools that return larger media."""
 
 
 class ResultError(Exception):
@@ -120,7 +123,12 @@ def _as_blocks(value: Any) -> list[dict[str, Any]] | None:
 
 
 def _budgeted(blocks: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
-    """Hold the blocks' total text to `budget` characters; later text blocks are cut first-come-first-kept."""
+    """Hold the blocks' total size to `budget` characters, first come first kept.
+
+    A text block counts its characters and is cut to what is left. Any other block counts the characters of its
+    JSON (base64 data included) and is kept whole or replaced, in place, by a text marker naming what was dropped:
+    a half image is no image, and a silent drop would leave the model guessing.
+    """
     remaining = budget
     out: list[dict[str, Any]] = []
     for block in blocks:
@@ -129,7 +137,17 @@ def _budgeted(blocks: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]
             if len(text) > remaining:
                 text = truncate_text(text, max(remaining, 0))
             remaining -= len(text)
-            block = {**block, "text": text}
+            out.append({**block, "text": text})
+            continue
+        size = len(dumps(block))
+        if size > remaining:
+            left = max(remaining, 0)
+            block = text_block(
+                f"[{block['type']} omitted: {size:,} characters, more than the {left:,} left of this result's "
+                f"{budget:,}-character output budget]"
+            )
+            size = len(block["text"])
+        remaining -= size
         out.append(block)
     return out
 
@@ -154,7 +172,9 @@ def shape_result(value: Any, *, budget: int = DEFAULT_OUTPUT_BUDGET) -> CallResu
             text = truncate_json(_jsonable(value), budget)
         blocks = [text_block(text)]
     else:
+        if is_error:
+            blocks = [
+                block if block["type"] == "text" else text_block(f"[{block['type']} omitted]") for block in blocks
+            ]
         blocks = _budgeted(blocks, budget)
-    if is_error:
-        blocks = [block if block["type"] == "text" else text_block(f"[{block['type']} omitted]") for block in blocks]
     return CallResult(tuple(blocks), is_error=is_error)

@@ -2,7 +2,8 @@
 
 `Tool.call` is the one path every call takes, in tests and in the runtime: validate the input, run the function
 (sync functions in a worker thread), shape the return value. It never raises for bad input or for the tool's own
-exceptions; those become `is_error` results. Cancellation always propagates.
+exceptions; those become `is_error` results. Cancellation always propagates, and it sets the context's cancel flag
+first: a sync tool's thread cannot be stopped, only abandoned, so the flag is how it learns to stop on its own.
 
 A tool may also be a context-manager factory (`@contextmanager` / `@asynccontextmanager`) that opens a resource and
 yields the function that uses it. Its schema is built from the yielded function when its toolset is opened
@@ -15,9 +16,11 @@ import copy
 import functools
 import inspect
 import secrets
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+import anyio
 import anyio.to_thread
 
 from ._budget import dumps
@@ -38,17 +41,24 @@ T = TypeVar("T")
 RunSync = Callable[[Callable[[], T]], Awaitable[T]]
 """How sync tool functions are run: given a no-argument callable, run it (in a thread) and return its result."""
 
-try:  # The SDK's own ToolError (from anthropic.lib.tools) is honoured too, so @beta_tool bodies port unchanged.
-    from anthropic.lib.tools import ToolError as _SDKToolError
-except ImportError:  # pragma: no cover - the SDK is a core dependency
-    _SDKToolError = ToolError  # type: ignore[misc,assignment]
+
+def _tool_errors() -> tuple[type[Exception], ...]:
+    """Our `ToolError`, and the SDK's (`anthropic.lib.tools.ToolError`) so `@beta_tool` bodies port unchanged.
+
+    The SDK is not imported for this (it takes about a second): a tool can only raise the SDK's class after
+    importing it, so when `anthropic.lib.tools` is not loaded, no such exception exists.
+    """
+    sdk = getattr(sys.modules.get("anthropic.lib.tools"), "ToolError", None)
+    if isinstance(sdk, type) and issubclass(sdk, Exception):
+        return (ToolError, sdk)
+    return (ToolError,)
 
 
 def _told(exc: Exception) -> str | None:
     """The text of an exception group made only of `ToolError`s (a tool's own task group), else None."""
     if not isinstance(exc, ExceptionGroup):
         return None
-    matched, rest = exc.split((ToolError, _SDKToolError))
+    matched, rest = exc.split(_tool_errors())
     if matched is None or rest is not None:
         return None
     messages: list[str] = []
@@ -207,7 +217,8 @@ class Tool:
 
         Returns:
             The result to post. Bad input, `ToolError` and any other exception become `is_error` results (other
-            exceptions masked as "tool X failed (ref ...)", traceback logged). Cancellation propagates.
+            exceptions masked as "tool X failed (ref ...)", traceback logged). Cancellation propagates, after
+            setting the context's cancel flag.
         """
         budget = self._options.output_budget or DEFAULT_OUTPUT_BUDGET
         impl = self._current()
@@ -226,9 +237,12 @@ class Tool:
                 if inspect.isawaitable(value):
                     value = await value
             return shape_result(value, budget=budget)
+        except anyio.get_cancelled_exc_class():
+            ctx.cancel()  # an abandoned worker thread polling `ctx.cancelled` learns that nobody waits for it now
+            raise
         except InputError as exc:
             return error_text(str(exc), budget)
-        except (ToolError, _SDKToolError) as exc:
+        except _tool_errors() as exc:
             return error_text(str(exc), budget)
         except Exception as exc:
             told = _told(exc)

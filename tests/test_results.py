@@ -210,6 +210,53 @@ async def test_output_budget_option_applies_per_tool() -> None:
     assert "truncated" in result.text
 
 
+def _posted_size(result: CallResult) -> int:
+    return sum(len(json.dumps(block, ensure_ascii=False, separators=(",", ":"))) for block in result.content)
+
+
+def test_budget_drops_an_oversized_image_with_a_marker() -> None:
+    """A 2 MB image is counted by its base64 size: it does not fit 100,000 characters and a marker says so."""
+    result = shape_result(image(PNG + b"\x00" * 2_000_000))
+    assert not result.is_error
+    assert [block["type"] for block in result.content] == ["text"]
+    assert result.text.startswith("[image omitted: 2,666,7")
+    assert "100,000-character output budget" in result.text
+    assert _posted_size(result) < 200
+
+
+def test_budget_counts_every_block_first_come_first_kept() -> None:
+    """Blocks are kept in order while they fit; one that does not is replaced in place, and smaller ones still fit."""
+    small, big = image(PNG), image(PNG + b"\x00" * 3_000)
+    result = shape_result([small, "a caption", big, document(PDF), "x" * 5_000], budget=2_000)
+    kinds = [block["type"] for block in result.content]
+    assert kinds == ["image", "text", "text", "document", "text"]
+    assert result.content[0] == small.to_dict()
+    assert result.content[2]["text"].startswith(
+        f"[image omitted: {_posted_size(CallResult((big.to_dict(),))):,} characters"
+    )
+    assert result.content[3] == document(PDF).to_dict()
+    assert "[truncated: 5,000 characters" in result.content[4]["text"]
+    assert _posted_size(result) <= 2_000 + 100  # block JSON adds a few characters around each text
+
+    text_first = shape_result(["y" * 1_900, small], budget=2_000)
+    assert [block["type"] for block in text_first.content] == ["text", "text"]
+    assert text_first.content[1]["text"].startswith("[image omitted: ")
+    assert "more than the 100 left" in text_first.content[1]["text"]
+
+
+async def test_output_budget_option_admits_large_media() -> None:
+    """A tool that returns large media raises its `output_budget`, and the image goes through whole."""
+    photo = image(PNG + b"\x00" * 300_000)
+
+    def snapshot() -> ContentBlock:
+        """Return a photo."""
+        return photo
+
+    assert (await Tool.from_function(snapshot).call({})).content[0]["type"] == "text"
+    result = await Tool.from_function(snapshot, output_budget=500_000).call({})
+    assert result.content == (photo.to_dict(),)
+
+
 async def test_tool_errors_are_text_only_results() -> None:
     """`ToolError` (ours or the SDK's) becomes a text-only error result with its message."""
 

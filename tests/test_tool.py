@@ -141,6 +141,28 @@ async def test_cancellation_propagates() -> None:
     assert scope.cancelled_caught
 
 
+async def test_cancelling_the_call_flags_its_abandoned_thread() -> None:
+    """Cancelling the task awaiting a sync tool sets `ctx.cancelled`, so the abandoned thread can stop on its own."""
+    started, finished = threading.Event(), threading.Event()
+    seen: list[bool] = []
+
+    def wait(ctx: ToolContext) -> None:
+        """Wait until cancelled."""
+        started.set()
+        seen.append(ctx.cancel_event.wait(10))  # type: ignore[union-attr]
+        finished.set()
+
+    ctx = ToolContext()
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(Tool.from_function(wait).call, {}, ctx)
+            await anyio.to_thread.run_sync(started.wait)
+            scope.cancel()
+    assert ctx.cancelled
+    await anyio.to_thread.run_sync(finished.wait)
+    assert seen == [True]
+
+
 async def test_errors_become_results() -> None:
     """`ToolError` text reaches the model; other exceptions are masked with a reference."""
 

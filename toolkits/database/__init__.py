@@ -23,6 +23,9 @@ engine          query_only, ATTACHED=0, no extensions    BEGIN READ ONLY, SET LO
 output          rows capped with fetchmany(cap + 1), cells and bytes capped, exact values, untrusted-data boundary
 ```
 
+A cancelled call (an interrupt, a runtime deadline) stops its statement at once: SQLite's progress handler sees the
+call's cancel flag, and PostgreSQL gets a cancel request from a watcher thread, so neither runs on to its deadline.
+
 `postgres_toolset` needs the `postgres` extra (`pip install 'tool-bridge[postgres]'`); importing it without the extra
 raises an ImportError that says so, while `sqlite_toolset` needs nothing beyond the standard library.
 """

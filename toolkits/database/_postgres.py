@@ -41,6 +41,7 @@ from bridge import ConfigError, ToolError
 from . import _pg_catalog as catalog
 from ._format import Rows
 from ._limits import QueryLimits
+from ._pg_cancel import cancelled_error, cancelling
 from ._pg_roles import inspect_role
 from ._source import Cancelled, Detail, ObjectType, Param, WriteOutcome
 
@@ -114,7 +115,7 @@ def _tool_error(exc: psycopg.Error, timeout: float, limits: QueryLimits, cancell
     detail = (exc.diag.message_primary or str(exc)).strip()
     if isinstance(exc, errors.QueryCanceled):
         if cancelled is not None and cancelled():
-            return ToolError("cancelled: the call was cancelled and the statement stopped")
+            return cancelled_error()
         return ToolError(
             f"timeout: the statement ran past its {timeout:g} s deadline and the server stopped it. Make it cheaper "
             f"(filter, aggregate, use an index) or pass a longer timeout_ms (up to {int(limits.max_timeout * 1000)})."
@@ -218,11 +219,15 @@ class PostgresSource:
 
     @contextmanager
     def _transaction(self, *, write: bool, timeout: float, cancelled: Cancelled | None) -> Iterator[Connection]:
-        """A pooled connection inside a fresh transaction, rolled back at the end unless the caller committed."""
+        """A pooled connection inside a fresh transaction, rolled back at the end unless the caller committed.
+
+        While it is in use, cancelling the call cancels the running statement on the server (see `_pg_cancel`).
+        """
         with pg_errors(timeout, self.limits, cancelled), self._connection_pool().connection(timeout=30) as conn:
             try:
-                begin(conn, read_only=not write, timeout=timeout, lock_timeout=self.limits.lock_timeout)
-                yield conn
+                with cancelling(conn, cancelled):
+                    begin(conn, read_only=not write, timeout=timeout, lock_timeout=self.limits.lock_timeout)
+                    yield conn
             finally:
                 rollback(conn)
 
