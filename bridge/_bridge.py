@@ -187,7 +187,10 @@ class Bridge:
             self._runner(session_id)
 
     def detach(self, session_id: str) -> None:
-        """Stop serving a session now: running calls are cancelled and answered, then its stream is closed."""
+        """Stop serving a session now: running calls are cancelled and answered, then its stream is closed.
+
+        During a shutdown it cuts that session's drain short (the daemon does this on a second SIGINT/SIGTERM).
+        """
         runner = self._runners.get(session_id)
         if runner is not None:
             runner.begin_drain(anyio.current_time())
