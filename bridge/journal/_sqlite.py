@@ -172,12 +172,12 @@ class SqliteJournal:
         if self._writer is not None:
             return
         await anyio.to_thread.run_sync(lambda: self.path.parent.mkdir(parents=True, exist_ok=True))
-        await self._lock.acquire(wait=self.wait_for_lock)
         try:
+            await self._lock.acquire(wait=self.wait_for_lock)
             with anyio.CancelScope(shield=True):  # a cancelled open must not leak the connection it made
                 conn = await anyio.to_thread.run_sync(self._connect)
         except BaseException:
-            self._lock.release()
+            self._lock.release()  # also when cancelled just after taking it
             raise
         self._writer = GroupCommit(conn, name=str(self.path), on_write=self._maybe_prune)
 
@@ -209,10 +209,9 @@ class SqliteJournal:
     async def close(self) -> None:
         """Wait for queued transitions, close the file and release the lock. Safe to call twice."""
         writer, self._writer = self._writer, None
-        if writer is None:
-            return
         try:
-            await writer.close(lambda conn: conn.close())
+            if writer is not None:
+                await writer.close(lambda conn: conn.close())
         finally:
             self._lock.release()
 

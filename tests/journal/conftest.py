@@ -1,4 +1,4 @@
-"""Journal backends under test: every test that takes `journal` or `journals` runs against each of them.
+"""Journal backends under test: every test that takes `journal` or `backend` runs against each of them.
 
 Adding a backend (PostgreSQL) is one fixture returning a `Backend` plus its name in `BACKENDS`.
 """
@@ -17,13 +17,13 @@ BACKENDS = ["memory_backend", "sqlite_backend"]
 
 
 @pytest.fixture
-def memory_backend() -> Backend:
-    return Backend("memory", MemoryJournal, durable=False)
+def memory_backend(tmp_path: Path) -> Backend:
+    return Backend("memory", lambda root: MemoryJournal(), tmp_path, durable=False)
 
 
 @pytest.fixture
 def sqlite_backend(tmp_path: Path) -> Backend:
-    return Backend("sqlite", lambda: SqliteJournal(tmp_path / "journal.db"), durable=True)
+    return Backend("sqlite", lambda root: SqliteJournal(root / "journal.db"), tmp_path, durable=True)
 
 
 @pytest.fixture(params=BACKENDS, ids=lambda name: name.removesuffix("_backend"))

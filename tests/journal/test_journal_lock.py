@@ -110,3 +110,32 @@ async def test_same_process_second_instance_is_refused(tmp_path: Path) -> None:
             await SqliteJournal(path).open()
     async with SqliteJournal(path) as again:  # released on close
         assert await again.stats()
+
+
+async def test_cancelled_waiting_open_leaves_no_lock_behind(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Cancelling an open() that waits for the lock gives up cleanly: it never takes the lock later."""
+    path = tmp_path / "journal.db"
+    waiting = anyio.Event()
+
+    class Announce(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            waiting.set()
+
+    caplog.set_level(logging.INFO, logger="bridge.journal")
+    handler = Announce()
+    logging.getLogger("bridge.journal").addHandler(handler)
+    try:
+        holder_journal = SqliteJournal(path)
+        await holder_journal.open()
+        waiter = SqliteJournal(path, wait_for_lock=True)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waiter.open)
+            with anyio.fail_after(10):
+                await waiting.wait()
+            tg.cancel_scope.cancel()
+        await holder_journal.close()
+        async with SqliteJournal(path) as successor:
+            assert await successor.receive("s", "t", "tool", {})
+        await waiter.close()
+    finally:
+        logging.getLogger("bridge.journal").removeHandler(handler)
