@@ -40,7 +40,7 @@ from anthropic import AsyncStream
 from anthropic.resources.beta.sessions.events import AsyncEvents
 from anthropic.types.beta.sessions import BetaManagedAgentsStreamSessionEvents
 
-from ._api import Failure, backoff, classify, describe, mapped
+from ._api import backoff, describe, recoverable
 from ._limits import Timeouts
 from ._observe import Observer, log_extra
 
@@ -238,11 +238,7 @@ class Intake:
                 except _StreamEnded as exc:
                     reason = str(exc)
                 except Exception as exc:
-                    kind = classify(exc)
-                    if kind is None:
-                        raise
-                    if kind in (Failure.ACCESS, Failure.NOT_FOUND):
-                        raise mapped(exc, f"session {self.session_id}") from exc
+                    recoverable(exc, f"session {self.session_id}")
                     reason = describe(exc)
                 if self._stopped:
                     break

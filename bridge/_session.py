@@ -29,7 +29,7 @@ from anthropic.resources.beta.sessions.events import AsyncEvents
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._api import Failure, backoff, classify, describe, mapped
+from ._api import backoff, classify, describe, recoverable
 from ._dispatch import Dispatcher, ServeOptions
 from ._errors import OperatorError
 from ._events import Event, Intake
@@ -191,11 +191,7 @@ class SessionRunner:
                     session = await sessions.retrieve(self.session_id, timeout=self._services.timeouts.request)
                 break
             except Exception as exc:
-                kind = classify(exc)
-                if kind is None:
-                    raise
-                if kind in (Failure.ACCESS, Failure.NOT_FOUND):
-                    raise mapped(exc, f"session {self.session_id}") from exc
+                recoverable(exc, f"session {self.session_id}")
                 attempt += 1
                 delay = backoff(attempt, start=0.25, cap=self._services.timeouts.reconnect_max)
                 logger.warning(
