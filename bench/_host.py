@@ -165,13 +165,25 @@ class Worker:
         self.ready: dict[str, Any] = {}
 
     @classmethod
-    async def start(cls, side: str, api: Emulator, *, connections: int = 0, backend: str = "asyncio") -> Worker:
+    async def start(
+        cls, side: str, api: Emulator, *, connections: int = 0, backend: str = "asyncio", daemon_gc: bool = False
+    ) -> Worker:
+        """Start a worker process for `side`.
+
+        `daemon_gc` gives the worker the garbage-collector threshold `bridge run` sets for itself
+        (`bridge._daemon.GC_THRESHOLD`); the fleet workload starts both sides that way, so neither pays for Python's
+        default collections on a heap of 1,000 sessions and the comparison stays like for like.
+        """
         command = [
             sys.executable, "-m", "bench._worker", "--side", side, "--base-url", api.base_url,
             "--api-key", api.api_key, "--backend", backend, "--connections", str(connections),
             *os.environ.get("BENCH_WORKER_ARGS", "").split(),
         ]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        if daemon_gc and "BENCH_GC_THRESHOLD" not in os.environ:
+            from bridge._daemon import GC_THRESHOLD
+
+            env["BENCH_GC_THRESHOLD"] = str(GC_THRESHOLD[0])
         profile_dir = os.environ.get("BENCH_PYSPY")
         if profile_dir:  # profile the workers: py-spy's collapsed stacks, one file per worker (`bench/_profile.py`)
             os.makedirs(profile_dir, exist_ok=True)

@@ -22,7 +22,7 @@ import httpx2
 
 from ._errors import APIAccessError, OperatorError, SessionNotFoundError
 
-__all__ = ["Failure", "backoff", "classify", "describe", "mapped", "retry_after"]
+__all__ = ["Failure", "backoff", "classify", "describe", "mapped", "recoverable", "retry_after"]
 
 
 class Failure(enum.Enum):
@@ -70,6 +70,21 @@ def mapped(exc: BaseException, what: str) -> OperatorError:
             f"workspace of {what}. {describe(exc)}"
         )
     return SessionNotFoundError(f"{what} was not found (HTTP 404) or was deleted. {describe(exc)}")
+
+
+def recoverable(exc: Exception, what: str) -> Failure:
+    """The kind of a failure the caller may retry or handle; raises everything else.
+
+    Not an API failure: `exc` itself is re-raised (a bug must propagate). ACCESS / NOT_FOUND: the operator-facing
+    `APIAccessError` / `SessionNotFoundError` about `what` is raised from it. Used as
+    `kind = recoverable(exc, f"session {sid}")` inside an `except Exception as exc:` block.
+    """
+    kind = classify(exc)
+    if kind is None:
+        raise exc
+    if kind in (Failure.ACCESS, Failure.NOT_FOUND):
+        raise mapped(exc, what) from exc
+    return kind
 
 
 def retry_after(exc: BaseException) -> float | None:

@@ -24,7 +24,7 @@ import anyio
 from anthropic import AsyncAnthropic
 from anyio.abc import TaskGroup
 
-from ._api import Failure, backoff, classify, describe, mapped
+from ._api import Failure, backoff, describe, recoverable
 from ._dispatch import ServeOptions
 from ._events import Event
 from ._limits import Limits, Timeouts
@@ -187,7 +187,10 @@ class Bridge:
             self._runner(session_id)
 
     def detach(self, session_id: str) -> None:
-        """Stop serving a session now: running calls are cancelled and answered, then its stream is closed."""
+        """Stop serving a session now: running calls are cancelled and answered, then its stream is closed.
+
+        During a shutdown it cuts that session's drain short (the daemon does this on a second SIGINT/SIGTERM).
+        """
         runner = self._runners.get(session_id)
         if runner is not None:
             runner.begin_drain(anyio.current_time())
@@ -300,11 +303,7 @@ class Bridge:
                 data = sent.data or []
                 return str(data[0].id) if data else None
             except Exception as exc:
-                kind = classify(exc)
-                if kind is None:
-                    raise
-                if kind in (Failure.ACCESS, Failure.NOT_FOUND):
-                    raise mapped(exc, f"session {session_id}") from exc
+                kind = recoverable(exc, f"session {session_id}")
                 if kind is Failure.REJECTED:
                     raise
                 attempt += 1

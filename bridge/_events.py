@@ -14,6 +14,10 @@ The stream is lossy, so it is watched:
   rather than `gt` because several events can share one timestamp; the overlap is deduplicated. The whole history
   is read only when nothing was seen yet.
 
+The stream can also skip an event without dropping at all; the intake tells its `on_idle` hook about every
+`session.status_idle`, so the reconciliation sweep (`_reconcile.py`) can compare what the session waits on with what
+was seen, and `deliver` what it reads from the history through the same deduplication.
+
 401/403 and 404 are raised as `APIAccessError` / `SessionNotFoundError`; every other failure is retried.
 """
 
@@ -36,7 +40,7 @@ from anthropic import AsyncStream
 from anthropic.resources.beta.sessions.events import AsyncEvents
 from anthropic.types.beta.sessions import BetaManagedAgentsStreamSessionEvents
 
-from ._api import Failure, backoff, classify, describe, mapped
+from ._api import backoff, describe, recoverable
 from ._limits import Timeouts
 from ._observe import Observer, log_extra
 
@@ -48,6 +52,7 @@ Event = Any
 """A typed SDK session event (one of the `BetaManagedAgents...Event` models); dispatch on its `type`."""
 
 Handler = Callable[[list[Event], bool], Awaitable[None]]
+IdleHook = Callable[[Event], Awaitable[None]]
 
 
 def _event_models() -> dict[str, type[pydantic.BaseModel]]:
@@ -128,6 +133,7 @@ class Intake:
     """Reads one session's events and hands them, deduplicated and in order, to `handler(events, live)`.
 
     `live` is False only for the first history read, which is a backfill: the events happened before serving began.
+    Batches are handed over one at a time, whichever task delivers them (the stream reader or the sweep).
 
     Args:
         session_id: The session.
@@ -137,6 +143,8 @@ class Intake:
         timeouts: `stream_idle`, `request`, `reconnect_max`.
         observer: Counts reconnects.
         requests: The bridge-wide limiter of API requests in flight (history reads take one).
+        on_idle: Awaited after each `session.status_idle` is handled (not during the backfill); the reconciliation
+            sweep's trigger.
         remember: How many event ids to remember for deduplication.
     """
 
@@ -150,6 +158,7 @@ class Intake:
         timeouts: Timeouts,
         observer: Observer,
         requests: anyio.CapacityLimiter | None = None,
+        on_idle: IdleHook | None = None,
         remember: int = 50_000,
     ) -> None:
         self.session_id = session_id
@@ -160,11 +169,49 @@ class Intake:
         self._observer = observer
         self._remember = remember
         self._requests = requests or anyio.CapacityLimiter(1)
+        self._on_idle = on_idle
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._watermark: datetime | None = None
         self._stopped = False
         self._scope: anyio.CancelScope | None = None
+        self._handling = anyio.Lock(fast_acquire=True)
         self.connected = anyio.Event()  # set once the stream is open and the history was read
+        self.backfilled_to: datetime | None = None  # the newest event of the first (complete) history read
+        self.activity = 0  # events delivered by the stream and its catch-up reads: a quiet session's count stays put
+
+    @property
+    def stopped(self) -> bool:
+        """Whether `stop()` was called."""
+        return self._stopped
+
+    def seen(self, event_id: str) -> bool:
+        """Whether this event was already delivered (among the most recent `remember` ids)."""
+        return event_id in self._seen
+
+    async def deliver(self, events: list[Event]) -> list[Event]:
+        """Hand events read elsewhere (the reconciliation sweep) to the handler as live, skipping any already seen.
+
+        Returns the events that were new. Nothing is delivered once the intake is stopped.
+        """
+        batch = [event for event in events if self._is_new(event)]
+        if not batch or self._stopped:
+            return []
+        for event in batch:
+            self._note(event)
+        await self._handle(batch, True)
+        return batch
+
+    async def _handle(self, batch: list[Event], live: bool) -> None:
+        with anyio.CancelScope(shield=True):  # `stop()` never cuts a batch's handling in half
+            async with self._handling:
+                await self._handler(batch, live)
+
+    async def _idled(self, batch: list[Event]) -> None:
+        if self._on_idle is None:
+            return
+        idle = next((event for event in reversed(batch) if event.type == "session.status_idle"), None)
+        if idle is not None:
+            await self._on_idle(idle)
 
     def stop(self) -> None:
         """End `run()` (the session ended, or the bridge is shutting down)."""
@@ -191,11 +238,7 @@ class Intake:
                 except _StreamEnded as exc:
                     reason = str(exc)
                 except Exception as exc:
-                    kind = classify(exc)
-                    if kind is None:
-                        raise
-                    if kind in (Failure.ACCESS, Failure.NOT_FOUND):
-                        raise mapped(exc, f"session {self.session_id}") from exc
+                    recoverable(exc, f"session {self.session_id}")
                     reason = describe(exc)
                 if self._stopped:
                     break
@@ -219,9 +262,13 @@ class Intake:
             batch = [event async for event in self._events.list(self.session_id, **params) if self._is_new(event)]
         for event in batch:
             self._note(event)
+        self.activity += len(batch)
+        if backfill:
+            self.backfilled_to = self._watermark
         if batch or backfill:
-            with anyio.CancelScope(shield=True):
-                await self._handler(batch, not backfill)
+            await self._handle(batch, not backfill)
+        if not backfill:
+            await self._idled(batch)
 
     async def _pump(self, stream: AsyncStream[Any]) -> None:
         frames = sse_frames(stream.response)
@@ -249,8 +296,10 @@ class Intake:
                 if not self._is_new(event):
                     continue
                 self._note(event)
-                with anyio.CancelScope(shield=True):  # `stop()` never cuts an event's handling in half
-                    await self._handler([event], True)
+                self.activity += 1
+                await self._handle([event], True)
+                if event.type == "session.status_idle":
+                    await self._idled([event])
         finally:
             with anyio.CancelScope(shield=True):
                 await frames.aclose()

@@ -94,6 +94,9 @@ class Timeouts:
         post_backoff_max: Cap of the exponential backoff between result post retries (it starts at 0.25 s).
             A `Retry-After` from the API is honoured even when it is longer.
         agent_poll: How often `serve_agent` lists the agent's sessions to find new ones.
+        sweep: The reconciliation sweep's period: a session whose stream delivered nothing for this long has its
+            latest status read from the history, in case the stream silently skipped the idle that waits on a tool
+            call (every idle the stream does deliver is checked at once).
     """
 
     tool: float | None = 60.0
@@ -103,6 +106,7 @@ class Timeouts:
     reconnect_max: float = 10.0
     post_backoff_max: float = 30.0
     agent_poll: float = 5.0
+    sweep: float = 60.0
 
     def __post_init__(self) -> None:
         problems = []

@@ -103,6 +103,7 @@ class BridgeStats:
         post_retries: Result posts retried after a transient failure.
         duplicates_prevented: Results not re-posted because the history already had them.
         reconnects: Stream reconnections (drops, stalls, in-stream errors).
+        reconciled: Tool calls the stream skipped and the reconciliation sweep found in the history.
         call_latency: Tool run time of recent calls.
         answer_latency: Time from receiving a call to its result being accepted, for recent calls.
     """
@@ -122,6 +123,7 @@ class BridgeStats:
     post_retries: int = 0
     duplicates_prevented: int = 0
     reconnects: int = 0
+    reconciled: int = 0
     call_latency: Latency = field(default_factory=Latency)
     answer_latency: Latency = field(default_factory=Latency)
 
@@ -142,7 +144,7 @@ class Observer:
 
     def __init__(self, *, window: int = 2048) -> None:
         self.counters: dict[str, int] = dict.fromkeys(
-            (*_COUNTED.values(), "posts", "post_retries", "duplicates_prevented", "reconnects"), 0
+            (*_COUNTED.values(), "posts", "post_retries", "duplicates_prevented", "reconnects", "reconciled"), 0
         )
         self.call_durations: deque[float] = deque(maxlen=window)
         self.answer_durations: deque[float] = deque(maxlen=window)

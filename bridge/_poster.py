@@ -25,7 +25,7 @@ import anyio
 from anthropic.resources.beta.sessions.events import AsyncEvents
 from anthropic.types.beta.sessions import BetaManagedAgentsUserCustomToolResultEventParams
 
-from ._api import Failure, backoff, classify, describe, mapped, retry_after
+from ._api import Failure, backoff, describe, recoverable, retry_after
 from ._limits import Limits, Timeouts
 from ._observe import CallEvent, CallEventKind, Observer, log_extra
 from .journal import Journal, StoredResult
@@ -197,11 +197,7 @@ class Poster:
                         self.session_id, events=[item.event() for item in batch], timeout=self._timeouts.request
                     )
             except Exception as exc:
-                kind = classify(exc)
-                if kind is None:
-                    raise
-                if kind in (Failure.ACCESS, Failure.NOT_FOUND):
-                    raise mapped(exc, f"session {self.session_id}") from exc
+                kind = recoverable(exc, f"session {self.session_id}")
                 if kind is Failure.REJECTED:
                     if split:
                         for item in batch:

@@ -5,6 +5,7 @@ SessionRunner.run
 ├── session lookup (metadata for ToolContext; a session already terminated ends here)
 └── task group
     ├── poster.run                    posts batches of results
+    ├── reconciler.run                the periodic reconciliation sweep (the stream may skip events)
     └── (body) task group of calls    one task per call, started by the dispatcher
         └── intake.run                stream + history -> dispatcher.handle -> watchers
 ```
@@ -28,7 +29,7 @@ from anthropic.resources.beta.sessions.events import AsyncEvents
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._api import Failure, backoff, classify, describe, mapped
+from ._api import backoff, classify, describe, recoverable
 from ._dispatch import Dispatcher, ServeOptions
 from ._errors import OperatorError
 from ._events import Event, Intake
@@ -36,6 +37,7 @@ from ._limits import Limits, Timeouts
 from ._observe import Observer, log_extra
 from ._pools import StreamPools
 from ._poster import Poster
+from ._reconcile import Reconciler
 from ._scheduler import Scheduler
 from ._toolset import Toolset
 from .journal import Journal
@@ -77,6 +79,7 @@ class SessionRunner:
         self._calls_idle = anyio.Event()
         self._calls_idle.set()
         self._drain_deadline: float | None = None
+        self._drain_scope: anyio.CancelScope | None = None  # the wait for running calls, while it lasts
         self.poster = Poster(
             session_id,
             send_events=services.send_events,
@@ -104,6 +107,15 @@ class SessionRunner:
             session_id,
             events=services.client.beta.sessions.events,
             handler=self._handle,
+            timeouts=services.timeouts,
+            observer=services.observer,
+            requests=services.requests,
+            on_idle=lambda idle: self.reconciler.check(idle),
+        )
+        self.reconciler = Reconciler(
+            session_id,
+            events=services.client.beta.sessions.events,
+            intake=self.intake,
             timeouts=services.timeouts,
             observer=services.observer,
             requests=services.requests,
@@ -139,9 +151,15 @@ class SessionRunner:
             self._services.observer.forget_session(self.session_id)
 
     def begin_drain(self, deadline: float) -> None:
-        """Stop taking new calls; let running ones finish until `deadline` (monotonic), then cancel them."""
-        if self._drain_deadline is None:
+        """Stop taking new calls; let running ones finish until `deadline` (monotonic), then cancel them.
+
+        Called again with an earlier deadline, it shortens the drain under way (`detach` during a shutdown, as a
+        second SIGINT does); a later one never lengthens it.
+        """
+        if self._drain_deadline is None or deadline < self._drain_deadline:
             self._drain_deadline = deadline
+            if self._drain_scope is not None:
+                self._drain_scope.deadline = deadline
         self.intake.stop()
 
     async def _serve(self) -> None:
@@ -152,11 +170,12 @@ class SessionRunner:
         async with anyio.create_task_group() as tg:
             self._tg = tg
             tg.start_soon(self.poster.run)
+            tg.start_soon(self.reconciler.run)
             async with anyio.create_task_group() as calls:
                 self._calls_tg = calls
                 await self.intake.run()
                 if self._drain_deadline is not None and not self.dispatcher.ended:
-                    await self._drain(self._drain_deadline)
+                    await self._drain()
                 calls.cancel_scope.cancel()
             tg.cancel_scope.cancel()
         reason = self.dispatcher.ended or "stopped by the bridge"
@@ -172,11 +191,7 @@ class SessionRunner:
                     session = await sessions.retrieve(self.session_id, timeout=self._services.timeouts.request)
                 break
             except Exception as exc:
-                kind = classify(exc)
-                if kind is None:
-                    raise
-                if kind in (Failure.ACCESS, Failure.NOT_FOUND):
-                    raise mapped(exc, f"session {self.session_id}") from exc
+                recoverable(exc, f"session {self.session_id}")
                 attempt += 1
                 delay = backoff(attempt, start=0.25, cap=self._services.timeouts.reconnect_max)
                 logger.warning(
@@ -201,13 +216,15 @@ class SessionRunner:
             return
         self.dispatcher.metadata = dict(session.metadata or {})
 
-    async def _drain(self, deadline: float) -> None:
-        with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
+    async def _drain(self) -> None:
+        assert self._drain_deadline is not None
+        with anyio.CancelScope(deadline=self._drain_deadline) as self._drain_scope:  # `begin_drain` may shorten it
             await self._calls_idle.wait()
             await self.poster.wait_empty()
+        self._drain_scope = None
         if self.dispatcher.cancel_running("shutdown"):
             # Cancelled calls answer at once (sync tools are abandoned, not awaited); give those answers a moment.
-            with anyio.move_on_after(max(1.0, deadline - anyio.current_time())):
+            with anyio.move_on_after(max(1.0, self._drain_deadline - anyio.current_time())):
                 await self._calls_idle.wait()
                 await self.poster.wait_empty()
 

@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 from anthropic import AsyncAnthropic
 
-from ._api import Failure, classify, describe, mapped
+from ._api import Failure, classify, describe, mapped, recoverable
 
 __all__ = ["follow_agent"]
 
@@ -63,10 +63,6 @@ async def follow_agent(
                 if session.status != "terminated":
                     attach(session.id)
         except Exception as exc:
-            kind = classify(exc)
-            if kind is None:
-                raise
-            if kind in (Failure.ACCESS, Failure.NOT_FOUND):
-                raise mapped(exc, f"the sessions of agent {agent_id}") from exc
+            recoverable(exc, f"the sessions of agent {agent_id}")
             logger.warning("listing the sessions of agent %s failed: %s", agent_id, describe(exc))
         await anyio.sleep(poll_interval)

@@ -143,6 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=_positive_float, metavar="SECONDS", help="default deadline of one tool call")
     run.add_argument("--health-port", type=_port, metavar="PORT", help="serve /healthz and /metrics (0: any free port)")
     run.add_argument("--health-host", metavar="HOST", help="interface for --health-port (default: 127.0.0.1)")
+    run.add_argument(
+        "--gc-threshold",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="raise the garbage collector's threshold so its pauses stay short with hundreds of sessions "
+        "(default; --no-gc-threshold keeps Python's)",
+    )
     common(run)
 
     tools = sub.add_parser(

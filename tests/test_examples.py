@@ -21,3 +21,10 @@ async def test_quickstart(capsys: pytest.CaptureFixture[str]) -> None:
     assert 'ok: {"order_id":"A-1001","amount_cents":1500,"status":"pending"}' in out
     assert "error: order B-7 does not exist" in out
     assert '- order: unknown field; did you mean "order_id"?' in out
+
+
+async def test_serve_offline() -> None:
+    """examples/serve_offline.py: the README quickstart's Bridge answers a scripted agent over real HTTP."""
+    namespace = runpy.run_path(str(EXAMPLES / "serve_offline.py"), run_name="serve_offline")
+    reply = await namespace["main"]()
+    assert reply.startswith("Refunded 3 late orders: [")

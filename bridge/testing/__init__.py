@@ -23,7 +23,7 @@ Public names:
         `open_streams`, `invariants`, `script_errors`), waits (`wait_idle`, `wait_event`, `wait_streams`,
         `wait_requests`, `wait_status`), request faults (`fail_next`, `drop_responses`, `latency`), stream faults
         (`drop_streams`, `drop_next_stream`, `stall_streams`, `resume_streams`, `duplicate_next_event`,
-        `stream_error`, `malformed_frame`, `clear_faults`), levers (`interrupt`, `terminate`).
+        `skip_next_event`, `stream_error`, `malformed_frame`, `clear_faults`), levers (`interrupt`, `terminate`).
     RequestRecord: one request as the emulator saw it (status, `x-stainless-retry-count`, dropped or not).
     AgentTurn / ToolCallResult / ScriptedAgent / Script: scripted agents (`call_tool`, `call_tools`, `say`,
         `think`, `error`, `reschedule`, `terminate`, `subagent`, `stop_reason`).

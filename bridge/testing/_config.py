@@ -40,6 +40,11 @@ class Behavior:
         emit_spans: Emit `span.model_request_start/end` around each model step, as the real API does.
         require_beta_header: Answer 400 unless `anthropic-beta` names `managed-agents-2026-04-01`.
         interrupt_stop_reason: Stop reason of the idle that follows a `user.interrupt` (`end_turn`).
+        interrupted_calls: What a `user.interrupt` (of the session, or of one thread) does to the custom tool calls
+            the agent is blocked on: `"abandon"` them (the default: the turn, or the thread, stops and a result
+            posted later is late), or `"keep"` them pending: the agent was already paused on them, so the session
+            (and the thread) idles again with `requires_action` listing them, and the turn resumes once they are
+            answered. Which one the real API does is unknown; a client must handle both.
         strict_query: Answer 400 for a query parameter the SDK does not send on that route (a third-party report says
             the real API rejects e.g. `after_id` on `GET /events`), so a client cannot rely on one that is ignored.
     """
@@ -59,4 +64,5 @@ class Behavior:
     emit_spans: bool = True
     require_beta_header: bool = True
     interrupt_stop_reason: Literal["end_turn", "retries_exhausted"] = "end_turn"
+    interrupted_calls: Literal["abandon", "keep"] = "abandon"
     strict_query: bool = True

@@ -314,6 +314,14 @@ class Control:
         """Send the session's next event (of `event_type`, or any) twice on every stream that delivers it."""
         self._run(lambda: self._store.session(session_id).duplicate_next.append(event_type))
 
+    def skip_next_event(self, session_id: str, event_type: str | None = None) -> None:
+        """Store the session's next event (of `event_type`, or any) in its history but never send it on a stream.
+
+        The stream stays open and delivers the events after it: a silent gap, which only a client that checks
+        what an idle waits on against what it has seen (a reconciliation sweep) can notice.
+        """
+        self._run(lambda: self._store.session(session_id).skip_next.append(event_type))
+
     def stream_error(
         self, session_id: str | None = None, *, error_type: str = "overloaded_error", message: str = "Overloaded"
     ) -> int:

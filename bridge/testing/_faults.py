@@ -3,7 +3,7 @@
 Routes are named `"METHOD /path"`, where path segments may be `{name}` or `*` (one segment) or `**` (any number), and
 the method may be `*` or left out: `"POST /v1/sessions/{session_id}/events"`, `"GET /v1/sessions/*/events/stream"`,
 `"/v1/agents"`, `"POST **"` (every POST).
-Stream faults (drop, stall, duplicate, error frames) act on open streams and live in `_sse.py`.
+Stream faults (drop, stall, duplicate, skip, error frames) act on open streams and live in `_sse.py`.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,13 +57,21 @@ class EdgeMiddleware:
     """Wraps the app: assigns the request id, applies faults and auth, logs the request."""
 
     def __init__(
-        self, app: ASGIApp, *, api_keys: frozenset[str], faults: Faults, require_beta: bool, log: list[RequestRecord]
+        self,
+        app: ASGIApp,
+        *,
+        api_keys: frozenset[str],
+        faults: Faults,
+        require_beta: bool,
+        log: list[RequestRecord],
+        on_logged: Callable[[], None] | None = None,
     ) -> None:
         self.app = app
         self.api_keys = api_keys
         self.faults = faults
         self.require_beta = require_beta
         self.log = log
+        self.on_logged = on_logged  # wakes `Control.wait_requests`
 
     def _auth_error(self, headers: dict[str, str]) -> APIError | None:
         bearer = headers.get("authorization", "")
@@ -133,6 +142,8 @@ class EdgeMiddleware:
                 dropped,
             )
             self.log.append(record)
+            if self.on_logged is not None:
+                self.on_logged()
 
     async def _drop(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the request to completion, throw its response away, then cut the connection mid-response."""

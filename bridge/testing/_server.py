@@ -138,6 +138,7 @@ class Emulator:
             faults=self._faults,
             require_beta=self.behavior.require_beta_header,
             log=self._requests,
+            on_logged=self._store.poke,
         )
         self._server = AppServer(app, self.host, self._port, on_start=self._on_start, on_stop=self._store.close)
         self._server.start()

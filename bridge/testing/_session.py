@@ -42,6 +42,7 @@ class Entry:
     primary: bool
     at: datetime
     duplicate: bool = False
+    skipped: bool = False  # in the history, but never written to a live stream (`Control.skip_next_event`)
 
     def view(self, thread_id: str | None) -> Json | None:
         """The event as seen on the primary view (`thread_id=None`) or on a thread's own stream, or None if hidden."""
@@ -119,6 +120,7 @@ class Session:
         self.turn_active = False
         self.script_errors: list[Exception] = []
         self.duplicate_next: list[str | None] = []
+        self.skip_next: list[str | None] = []
         self.batches: list[list[Json]] = []
         self.changed = anyio.Event()
         self._ids = ids
@@ -143,6 +145,11 @@ class Session:
             if rule in (None, event["type"]):
                 self.duplicate_next.remove(rule)
                 entry.duplicate = True
+                break
+        for rule in self.skip_next:
+            if rule in (None, event["type"]):
+                self.skip_next.remove(rule)
+                entry.skipped = True
                 break
         self.log.append(entry)
         self.resource["updated_at"] = event["processed_at"]
@@ -346,10 +353,16 @@ class Session:
             self._start_turn(self, message)
 
     def interrupt(self, thread_id: str | None) -> None:
-        """`user.interrupt`: stop the whole turn, or only one sub-agent thread, and go idle."""
+        """`user.interrupt`: stop the whole turn, or only one sub-agent thread, and go idle.
+
+        With `Behavior(interrupted_calls="keep")`, an interrupt of a scope blocked on custom tool calls leaves them
+        pending instead: the idle that follows still lists them.
+        """
+        if thread_id is not None and thread_id not in self.threads:
+            return
+        if self._behavior.interrupted_calls == "keep" and self._keep_blocked(thread_id):
+            return
         if thread_id is not None:
-            if thread_id not in self.threads:
-                return
             for call in self.calls.values():
                 if call.thread_id == thread_id:
                     call.abandon("interrupted")
@@ -367,3 +380,14 @@ class Session:
         if self.turn_scope is not None:
             self.turn_scope.cancel()
         self.set_idle({"type": self._behavior.interrupt_stop_reason})
+
+    def _keep_blocked(self, thread_id: str | None) -> bool:
+        """Re-emit the idle of a scope blocked on tool calls, keeping them pending; False if it is not blocked."""
+        mine = [c.id for c in self.blocked if c.state == "pending" and thread_id in (None, c.thread_id)]
+        if not mine:
+            return False
+        if thread_id is not None:
+            reason = {"type": "requires_action", "event_ids": mine}
+            self._thread_event("session.thread_status_idle", thread_id, stop_reason=reason, stop_details=None)
+        self.set_idle({"type": "requires_action", "event_ids": [c.id for c in self.blocked if c.state == "pending"]})
+        return True

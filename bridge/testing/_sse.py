@@ -142,7 +142,7 @@ class StreamEndpoint:
                 entry = session.log[tap.cursor]
                 tap.cursor += 1
                 view = entry.view(tap.thread_id)
-                if view is None:
+                if view is None or entry.skipped:
                     continue
                 data = frame(view)
                 await self._write(send, data + data if entry.duplicate else data)

@@ -98,6 +98,7 @@ async def test_run_serves_a_session_and_drains_on_sigterm(
     ready = bridge.wait_for("bridge ready")
     assert ready["tools"] == ["add", "slow"]
     assert ready["journal"] == f"sqlite {tmp_path / 'state' / 'journal.db'}"
+    assert ready["gc_threshold"] == [100_000, 50, 100]  # raised by default: short GC pauses with many sessions
 
     say(client, session.id, "add 2 3")
     await api.control.wait_idle(session.id, "end_turn", timeout=10)
@@ -133,12 +134,12 @@ async def test_run_follows_new_sessions_of_the_agent(
     """With --agent, new sessions are served and drift is warned about; a second SIGINT cancels a call and exits 130."""
     client, agent_id, env_id = make_agent(api, SAMPLE.replace(":toolset", ":only_add"))
     config = tmp_path / "bridge.toml"
-    config.write_text('[timeouts]\nagent_poll = 0.2\ndrain = 2\n[journal]\nbackend = "memory"\n')
-    bridge = daemon(SAMPLE, "--agent", agent_id, "--config", str(config))
+    config.write_text('[timeouts]\nagent_poll = 0.2\ndrain = 60\n[journal]\nbackend = "memory"\n')
+    bridge = daemon(SAMPLE, "--agent", agent_id, "--config", str(config), "--no-gc-threshold")
     drift = bridge.wait_for(f"agent {agent_id}'s tool definitions differ from what this bridge serves")
     assert drift["level"] == "warning"
     assert drift["drift"] == ["added slow"]
-    bridge.wait_for("bridge ready")
+    assert bridge.wait_for("bridge ready")["gc_threshold"] != [100_000, 50, 100]  # --no-gc-threshold: Python's own
     session = client.beta.sessions.create(agent=agent_id, environment_id=env_id)
     say(client, session.id, "add 40 2")
     await api.control.wait_idle(session.id, "end_turn", timeout=10)
@@ -155,7 +156,7 @@ async def test_run_follows_new_sessions_of_the_agent(
     bridge.wait_for("SIGINT received: draining")
     started = time.monotonic()
     assert bridge.stop(signal.SIGINT) == 130  # the second signal cancels the 60 s call instead of waiting for it
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 3  # and ends the 60 s drain at once
     await api.control.wait_idle(session.id, "end_turn", timeout=10)
     assert last_message(api, session.id).startswith("error: ")  # the cancelled call was still answered
     assert api.control.invariants(session.id).ok

@@ -7,7 +7,7 @@ import pytest
 from e2e_support import BOTH_BACKENDS, Calls, serve_turn, world
 
 from bridge import APIAccessError, Bridge, CallEventKind, SessionNotFoundError, Timeouts, ToolContext, tool
-from bridge.testing import AgentTurn, Emulator
+from bridge.testing import AgentTurn, Behavior, Emulator
 
 pytestmark = pytest.mark.anyio
 
@@ -184,6 +184,40 @@ async def test_shutdown_past_the_drain_cancels_and_answers_running_calls() -> No
     assert gate.finished == []
 
 
+@BOTH_BACKENDS
+async def test_an_earlier_deadline_shortens_a_drain_under_way() -> None:
+    """`detach` during a long drain (a second SIGINT does that) ends it at once; each running call is answered once."""
+    gate, calls = Gate(), Calls()
+    texts: list[str] = []
+
+    async def script(agent: AgentTurn) -> None:
+        results = await agent.call_tools([("slow", {"n": 1}), ("slow", {"n": 2})])
+        texts.extend(r.text for r in results)
+
+    async with world([gate.slow], script) as w:
+        session_id = await w.session()
+
+        async def shorten_the_drain(bridge: Bridge) -> None:
+            await w.api.control.wait_streams(session_id, open=0)  # the drain has begun: the stream was closed
+            bridge.detach(session_id)
+
+        async with anyio.create_task_group() as tg:
+            async with Bridge(w.client, [gate.slow], timeouts=Timeouts(drain=60), on_call=calls.listen) as bridge:
+                bridge.attach(session_id)
+                await w.say(session_id)
+                with anyio.fail_after(5):
+                    await calls.wait(CallEventKind.STARTED, 2)
+                tg.start_soon(shorten_the_drain, bridge)
+                left = anyio.current_time()
+            drained_in = anyio.current_time() - left
+        await w.api.control.wait_idle(session_id, "end_turn")
+        w.api.control.invariants(session_id).assert_ok()
+    assert drained_in < 3, drained_in
+    assert len(texts) == 2
+    assert all("shutdown" in t for t in texts)
+    assert gate.finished == []
+
+
 async def test_watch_sees_the_sessions_other_events() -> None:
     """`watch` yields the session's agent messages and status changes from the bridge's own stream."""
     async with world([], ScriptedNoop()) as w:
@@ -263,6 +297,43 @@ async def test_subagent_calls_carry_their_thread_and_a_thread_interrupt_cancels_
     assert results == ["here", "True", "here"]
     assert report.duplicates == {}
     assert report.late == {}
+    assert gate.finished == []
+
+
+@pytest.mark.parametrize("scope", ["session", "thread"])
+async def test_interrupted_calls_the_next_idle_still_lists_are_answered_once(scope: str) -> None:
+    """When an interrupt leaves the calls pending (the next idle lists them), each cancelled call is answered once."""
+    gate = Gate()
+    texts: list[str] = []
+
+    async def script(agent: AgentTurn) -> None:
+        if scope == "session":
+            results = await agent.call_tools([("slow", {"n": 1}), ("slow", {"n": 2})])
+        else:
+            async with agent.subagent("helper") as sub:
+                results = await sub.call_tools([("slow", {"n": 1}), ("slow", {"n": 2})])
+        texts.extend(r.text for r in results)
+        await agent.say("done")
+
+    calls = Calls()
+    async with world([gate.slow], script, behavior=Behavior(interrupted_calls="keep")) as w:
+        session_id = await w.session()
+        async with Bridge(w.client, [gate.slow], on_call=calls.listen) as bridge:
+            bridge.attach(session_id)
+            await w.say(session_id)
+            with anyio.fail_after(5):
+                started = await calls.wait(CallEventKind.STARTED, 2)
+                interrupt: dict[str, str] = {"type": "user.interrupt"}
+                if scope == "thread":
+                    interrupt["session_thread_id"] = str(started[0].thread_id)
+                await w.client.beta.sessions.events.send(session_id, events=[interrupt])
+                await w.api.control.wait_idle(session_id, "end_turn")
+        report = w.api.control.invariants(session_id)
+    report.assert_ok()
+    assert [c.state for c in report.calls] == ["answered", "answered"]
+    assert all(text.startswith("The call was cancelled while running (interrupted).") for text in texts), texts
+    assert len(calls.of(CallEventKind.CANCELLED)) == len(calls.of(CallEventKind.POSTED)) == 2
+    assert calls.of(CallEventKind.DROPPED) == []
     assert gate.finished == []
 
 

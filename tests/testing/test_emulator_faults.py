@@ -107,6 +107,22 @@ async def test_duplicate_event_is_delivered_twice(setup: Setup) -> None:
     assert [e["type"] for e in setup.api.control.events(sid)].count("agent.custom_tool_use") == 1
 
 
+async def test_skipped_event_is_in_the_history_but_not_on_the_stream(setup: Setup) -> None:
+    """`skip_next_event` keeps one event off every stream (which stays open and goes on); history still lists it."""
+    sid = await setup.session()
+    setup.api.control.skip_next_event(sid, "agent.custom_tool_use")
+    async with await setup.client.beta.sessions.events.stream(sid) as stream, aclosing(aiter(stream)) as events:
+        await setup.say(sid)
+        seen = []
+        while not seen or seen[-1].type != "session.status_idle":
+            seen.append(await anext(events))
+    history = setup.api.control.events(sid)
+    (use,) = [e for e in history if e["type"] == "agent.custom_tool_use"]
+    assert use["id"] not in [e.id for e in seen]
+    assert seen[-1].stop_reason.event_ids == [use["id"]]
+    assert setup.api.control.stream_connects(sid) == 1
+
+
 async def test_in_stream_error_frame_raises_api_status_error(setup: Setup) -> None:
     """An `event: error` frame raises `APIStatusError` (status 200) with the envelope, and the stream ends."""
     sid = await setup.session()

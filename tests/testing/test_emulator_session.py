@@ -152,6 +152,24 @@ async def test_interrupt_abandons_calls_and_late_results_count(setup: Setup) -> 
     assert (await setup.api.control.wait_idle(sid, "requires_action"))["stop_reason"]["event_ids"] != [call_id]
 
 
+async def test_interrupt_can_keep_the_calls_it_blocks_on_pending(make_setup: Any) -> None:
+    """With `interrupted_calls="keep"`, an interrupt re-emits the idle listing the calls, and answering them resumes."""
+    script = ScriptedAgent.calls([("add", {"a": 1, "b": 2})], reply="done")
+    async with Emulator(script=script, behavior=Behavior(interrupted_calls="keep")) as api:
+        setup: Setup = await make_setup(api)
+        sid = await setup.session()
+        await setup.say(sid)
+        (call_id,) = (await api.control.wait_idle(sid, "requires_action"))["stop_reason"]["event_ids"]
+        await setup.client.beta.sessions.events.send(sid, events=[{"type": "user.interrupt"}])
+        idle = await api.control.wait_event(sid, "session.status_idle", count=2)
+        assert idle["stop_reason"] == {"type": "requires_action", "event_ids": [call_id]}
+        await setup.answer(sid, call_id, "3")
+        await api.control.wait_idle(sid, "end_turn")
+        report = api.control.invariants(sid)
+    report.assert_ok()
+    assert report.abandoned == ()
+
+
 async def subagent_script(agent: AgentTurn) -> None:
     """The primary thread delegates two calls to a sub-agent, then one of its own."""
     async with agent.subagent("researcher") as sub:
