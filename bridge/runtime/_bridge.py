@@ -16,24 +16,24 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal
 
 import anyio
 from anthropic import AsyncAnthropic
-from anyio.abc import TaskGroup
+from anthropic.types.beta.sessions import BetaManagedAgentsUserMessageEventParams
+from anyio.abc import TaskGroup, TaskStatus
 
 from ..journal import Journal, MemoryJournal
 from ..tools import Toolset
-from ._dispatch import ServeOptions
-from ._intake import Event
+from ._events import AgentMessage, Deleted, Event, Idle, RequiresAction, Terminated, TextBlock, UserMessage, type_name
+from ._executor import ServeOptions
 from ._limits import Limits, Timeouts
-from ._observe import BridgeStats, CallListener, Latency, Observer
+from ._observe import BridgeStats, CallEvent, CallEventKind, CallListener, Counter, Latency, Observer
 from ._pools import StreamPools
+from ._retry import Attempts, Retry, post_once
 from ._runner import Services, SessionRunner
-from ._scheduler import Scheduler
-from ._sdk import Failure, backoff, describe, recoverable
+from ._scheduler import Scheduler, Ticket
 from ._sources import follow_agent
 
 __all__ = ["Bridge"]
@@ -164,27 +164,42 @@ class Bridge:
 
     # -- serving ---------------------------------------------------------------------------------------------------
 
-    def _runner(self, session_id: str) -> SessionRunner:
+    def _runner(self, session_id: str) -> tuple[SessionRunner, bool]:
+        """The session's runner, and whether it is new (then the caller starts it)."""
         if self._tg is None or self._services is None or self._closing:
             raise RuntimeError("the Bridge is not running: serve sessions inside `async with Bridge(...) as bridge:`")
         runner = self._runners.get(session_id)
-        if runner is None:
-            runner = self._runners[session_id] = SessionRunner(session_id, self._services)
+        if runner is not None:
+            return runner, False
+        runner = self._runners[session_id] = SessionRunner(session_id, self._services)
+        return runner, True
 
-            async def run() -> None:
-                try:
-                    await runner.run()
-                finally:
-                    if self._runners.get(session_id) is runner:
-                        del self._runners[session_id]
+    async def _run(self, runner: SessionRunner, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await runner.run(task_status=task_status)
+        finally:
+            if self._runners.get(runner.session_id) is runner:
+                del self._runners[runner.session_id]
 
-            self._tg.start_soon(run)
+    async def _serving(self, session_id: str) -> SessionRunner:
+        """The session's runner, once its stream is connected (or it ended); raises an error it ended with."""
+        runner, new = self._runner(session_id)
+        if new:
+            assert self._tg is not None
+            await self._tg.start(self._run, runner)
+        else:
+            await runner.ready.wait()
+        if runner.error is not None:
+            raise runner.error
         return runner
 
     def attach(self, *session_ids: str) -> None:
         """Serve these sessions in the background until they end (errors are logged; `serve` raises them)."""
         for session_id in session_ids:
-            self._runner(session_id)
+            runner, new = self._runner(session_id)
+            if new:
+                assert self._tg is not None
+                self._tg.start_soon(self._run, runner)
 
     def detach(self, session_id: str) -> None:
         """Stop serving a session now: running calls are cancelled and answered, then its stream is closed.
@@ -202,7 +217,7 @@ class Bridge:
             APIAccessError: The API refused the key for this session (401/403).
             SessionNotFoundError: The session does not exist or was deleted before serving began (404).
         """
-        runner = self._runner(session_id)
+        runner = await self._serving(session_id)
         await runner.done.wait()
         if runner.error is not None:
             raise runner.error
@@ -242,8 +257,8 @@ class Bridge:
         Serves the session if it is not served yet. The iterator ends when serving ends. A watcher that falls
         `buffer` events behind misses events (logged) rather than slowing the bridge down.
         """
-        runner = self._runner(session_id)
-        async with runner.watch(buffer) as events:
+        self.attach(session_id)
+        async with self._runners[session_id].watch(buffer) as events:
             yield events
 
     async def ask(self, session_id: str, text: str) -> str:
@@ -260,58 +275,67 @@ class Bridge:
         Raises:
             APIAccessError / SessionNotFoundError: The session cannot be served.
         """
-        runner = self._runner(session_id)
-        async with anyio.create_task_group() as tg:  # wait for the stream, or for a failure to start serving
-            tg.start_soon(_set_when, runner.done, tg)
-            await runner.connected.wait()
-            tg.cancel_scope.cancel()
-        if runner.error is not None:
-            raise runner.error
+        runner = await self._serving(session_id)
         replies: list[str] = []
         async with runner.watch() as events:
-            mine = await self._send_message(session_id, text)
+            mine = await self._send_message(runner, text)
             seen_mine = mine is None
             async for event in events:
-                if event.id == mine:
-                    seen_mine, replies = True, []
-                elif event.type == "agent.message":
-                    replies.extend(block.text for block in event.content if block.type == "text")
-                elif _turn_over(event, seen_mine):
-                    break
+                match event:
+                    case UserMessage(id=event_id) if event_id == mine:
+                        seen_mine, replies = True, []
+                    case AgentMessage(content=content):
+                        replies.extend(block.text for block in content if isinstance(block, TextBlock))
+                    case _ if _turn_over(event, seen_mine):
+                        break
+                    case _:
+                        pass
         if runner.error is not None:
             raise runner.error
         return "\n\n".join(replies)
 
-    async def _send_message(self, session_id: str, text: str) -> str | None:
-        """Post a user message exactly once (no blind retries: a lost response is checked against the history)."""
+    async def _send_message(self, runner: SessionRunner, text: str) -> str | None:
+        """Post a user message exactly once: a lost response is checked against the history, never blindly re-sent.
+
+        The history check reads from the newest event seen on the session's stream *before* the first attempt (the
+        session's own clock), so the message a failed attempt stored is always found.
+        """
         assert self._services is not None
-        message = {"type": "user.message", "content": [{"type": "text", "text": text}]}
-        attempt = 0
-        since: datetime | None = None
-        while True:
-            try:
-                if attempt and since is not None:
-                    history = self.client.beta.sessions.events.list(
-                        session_id, types=["user.message"], created_at_gte=since, order="asc"
-                    )
-                    found: list[Any] = [event async for event in history]
-                    for event in found:
-                        if [b.text for b in event.content or () if b.type == "text"] == [text]:
-                            return str(event.id)
-                async with self._services.requests:
-                    sent = await self._services.send_events.send(session_id, events=[message])  # type: ignore[list-item]
-                data = sent.data or []
-                return str(data[0].id) if data else None
-            except Exception as exc:
-                kind = recoverable(exc, f"session {session_id}")
-                if kind is Failure.REJECTED:
-                    raise
-                attempt += 1
-                if since is None:
-                    since = datetime.now().astimezone()
-                delay = backoff(attempt, start=0.25, cap=self.timeouts.post_backoff_max)
-                logger.warning("sending the user message failed (%s); retrying", describe(exc))
-                await anyio.sleep(delay)
+        session_id = runner.session_id
+        message: BetaManagedAgentsUserMessageEventParams = {
+            "type": "user.message",
+            "content": [{"type": "text", "text": text}],
+        }
+
+        def stored_as(event: Event) -> str | None:
+            match event:
+                case UserMessage(content=content) if [b.text for b in content if isinstance(b, TextBlock)] == [text]:
+                    return "mine"
+                case _:
+                    return None
+
+        delivery = await post_once(
+            [message],
+            session_id=session_id,
+            send=self._services.send_events,
+            history=self.client.beta.sessions.events,
+            event=lambda params: params,
+            stored_as=stored_as,
+            key=lambda params: "mine",
+            since=runner.intake.watermark,
+            history_types=[type_name(UserMessage)],
+            attempts=Attempts(
+                Retry(start=0.25, cap=self.timeouts.post_backoff_max),
+                f"session {session_id}",
+                "sending the user message",
+                logger,
+            ),
+            requests=self._services.requests,
+            request_timeout=self.timeouts.request,
+        )
+        if delivery.landed:
+            return delivery.landed[0][1]
+        return delivery.stored[0].id if delivery.stored else None
 
     def add_listener(self, listener: CallListener) -> Callable[[], None]:
         """Receive every `CallEvent` from now on; returns a function that unsubscribes."""
@@ -319,7 +343,7 @@ class Bridge:
 
     def stats(self) -> BridgeStats:
         """Counts and latencies of the whole bridge (cheap; call it as often as you like)."""
-        counters = self._observer.counters
+        count = self._observer.counters
         return BridgeStats(
             sessions=len(self._runners),
             running=self._scheduler.running,
@@ -327,12 +351,21 @@ class Bridge:
             abandoned_threads=self._scheduler.abandoned_threads,
             call_latency=Latency.of(self._observer.call_durations),
             answer_latency=Latency.of(self._observer.answer_durations),
-            **counters,
+            received=count[Counter.RECEIVED],
+            finished=count[Counter.FINISHED],
+            failed=count[Counter.FAILED],
+            timed_out=count[Counter.TIMED_OUT],
+            cancelled=count[Counter.CANCELLED],
+            posted=count[Counter.POSTED],
+            dropped=count[Counter.DROPPED],
+            posts=count[Counter.POSTS],
+            post_retries=count[Counter.POST_RETRIES],
+            duplicates_prevented=count[Counter.DUPLICATES_PREVENTED],
+            reconnects=count[Counter.RECONNECTS],
+            reconciled=count[Counter.RECONCILED],
         )
 
-    def _released(self, ticket: Any) -> None:
-        from ._observe import CallEvent, CallEventKind
-
+    def _released(self, ticket: Ticket) -> None:
         self._observer.emit(
             CallEvent(CallEventKind.RELEASED, ticket.session_id, ticket.tool_use_id, ticket.tool, ticket.thread_id)
         )
@@ -340,11 +373,10 @@ class Bridge:
 
 def _turn_over(event: Event, seen_mine: bool) -> bool:
     """The session ended, or went idle for a reason other than waiting on tools after our message."""
-    if event.type in ("session.status_terminated", "session.deleted"):
-        return True
-    return bool(seen_mine and event.type == "session.status_idle" and event.stop_reason.type != "requires_action")
-
-
-async def _set_when(event: anyio.Event, tg: TaskGroup) -> None:
-    await event.wait()
-    tg.cancel_scope.cancel()
+    match event:
+        case Terminated() | Deleted():
+            return True
+        case Idle():
+            return seen_mine and not isinstance(event.stop_reason, RequiresAction)
+        case _:
+            return False

@@ -14,11 +14,12 @@ The stream is lossy, so it is watched:
   rather than `gt` because several events can share one timestamp; the overlap is deduplicated. The whole history
   is read only when nothing was seen yet.
 
-The stream can also skip an event without dropping at all; the intake tells its `on_idle` hook about every
-`session.status_idle`, so the reconciliation sweep (`_reconcile.py`) can compare what the session waits on with what
-was seen, and `deliver` what it reads from the history through the same deduplication.
+The stream can also skip an event without dropping at all; the intake hands every `session.status_idle` to its
+reconciler (`_reconcile.py`), which compares what the session waits on with what was seen, and `deliver`s what it
+reads from the history through the same deduplication.
 
-401/403 and 404 are raised as `APIAccessError` / `SessionNotFoundError`; every other failure is retried.
+401/403 and 404 are raised as `APIAccessError` / `SessionNotFoundError`, other 4xx as they are; every transient
+failure is retried under the one retry policy (`_retry.py`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import typing
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
@@ -35,49 +35,21 @@ from typing import Any, NamedTuple
 
 import anyio
 import httpx2
-import pydantic
 from anthropic import AsyncStream
 from anthropic.resources.beta.sessions.events import AsyncEvents
-from anthropic.types.beta.sessions import BetaManagedAgentsStreamSessionEvents
+from anyio.abc import TaskStatus
 
+from ._events import Event, Idle, parse_event
 from ._limits import Timeouts
-from ._observe import Observer, log_extra
-from ._sdk import backoff, describe, recoverable
+from ._observe import Counter, Observer, log_extra
+from ._reconcile import Reconciler
+from ._retry import Attempts, Retry
 
-__all__ = ["Event", "Frame", "Intake", "parse_event", "sse_frames"]
+__all__ = ["Frame", "Intake", "sse_frames"]
 
 logger = logging.getLogger("bridge.intake")
 
-Event = Any
-"""A typed SDK session event (one of the `BetaManagedAgents...Event` models); dispatch on its `type`."""
-
 Handler = Callable[[list[Event], bool], Awaitable[None]]
-IdleHook = Callable[[Event], Awaitable[None]]
-
-
-def _event_models() -> dict[str, type[pydantic.BaseModel]]:
-    union = typing.get_args(BetaManagedAgentsStreamSessionEvents)[0]
-    models: dict[str, type[pydantic.BaseModel]] = {}
-    for model in typing.get_args(union):
-        for literal in typing.get_args(model.model_fields["type"].annotation):
-            models[literal] = model
-    return models
-
-
-_MODELS = _event_models()
-
-
-def parse_event(data: Any) -> Event | None:
-    """The typed SDK model of one event's JSON, or None for an unknown type or a shape the SDK's model rejects."""
-    if not isinstance(data, dict):
-        return None
-    model = _MODELS.get(data.get("type", ""))
-    if model is None:
-        return None
-    try:
-        return model.model_validate(data)
-    except pydantic.ValidationError:
-        return None
 
 
 class Frame(NamedTuple):
@@ -143,8 +115,6 @@ class Intake:
         timeouts: `stream_idle`, `request`, `reconnect_max`.
         observer: Counts reconnects.
         requests: The bridge-wide limiter of API requests in flight (history reads take one).
-        on_idle: Awaited after each `session.status_idle` is handled (not during the backfill); the reconciliation
-            sweep's trigger.
         remember: How many event ids to remember for deduplication.
     """
 
@@ -158,7 +128,6 @@ class Intake:
         timeouts: Timeouts,
         observer: Observer,
         requests: anyio.CapacityLimiter | None = None,
-        on_idle: IdleHook | None = None,
         remember: int = 50_000,
     ) -> None:
         self.session_id = session_id
@@ -169,7 +138,6 @@ class Intake:
         self._observer = observer
         self._remember = remember
         self._requests = requests or anyio.CapacityLimiter(1)
-        self._on_idle = on_idle
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._watermark: datetime | None = None
         self._stopped = False
@@ -178,6 +146,9 @@ class Intake:
         self.connected = anyio.Event()  # set once the stream is open and the history was read
         self.backfilled_to: datetime | None = None  # the newest event of the first (complete) history read
         self.activity = 0  # events delivered by the stream and its catch-up reads: a quiet session's count stays put
+        self.reconciler = Reconciler(
+            session_id, events=events, intake=self, timeouts=timeouts, observer=observer, requests=self._requests
+        )
 
     @property
     def stopped(self) -> bool:
@@ -207,11 +178,10 @@ class Intake:
                 await self._handler(batch, live)
 
     async def _idled(self, batch: list[Event]) -> None:
-        if self._on_idle is None:
-            return
-        idle = next((event for event in reversed(batch) if event.type == "session.status_idle"), None)
+        """Hand the batch's latest idle to the reconciler (outside the handler's lock: it may deliver events)."""
+        idle = next((event for event in reversed(batch) if isinstance(event, Idle)), None)
         if idle is not None:
-            await self._on_idle(idle)
+            await self.reconciler.check(idle)
 
     def stop(self) -> None:
         """End `run()` (the session ended, or the bridge is shutting down)."""
@@ -219,39 +189,39 @@ class Intake:
         if self._scope is not None:
             self._scope.cancel()
 
-    async def run(self) -> None:
-        """Read until `stop()`. Raises `APIAccessError` / `SessionNotFoundError`; retries everything else."""
-        attempt = 0
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Read until `stop()`; `task_status.started()` once the stream is open and the history read.
+
+        Raises `APIAccessError` / `SessionNotFoundError` (and a rejection as it is); retries everything else.
+        """
+        attempts = Attempts(
+            Retry(start=0.05, cap=self._timeouts.reconnect_max),
+            f"session {self.session_id}",
+            "reading the event stream",
+            logger,
+            log_extra(self.session_id),
+            transient=(_StreamEnded,),
+            level=logging.INFO,
+        )
         first = True
         with anyio.CancelScope() as self._scope:
             while not self._stopped:
-                progressed = False
                 try:
                     stream = await self.stream_events.stream(self.session_id)
                     async with stream:
                         await self._catch_up(backfill=first)
-                        first = False
-                        progressed = True
-                        self.connected.set()
+                        attempts.reset()
+                        if first:
+                            first = False
+                            self.connected.set()
+                            task_status.started()
                         await self._pump(stream)
-                    reason = "the stream ended"
-                except _StreamEnded as exc:
-                    reason = str(exc)
+                    raise _StreamEnded("the stream ended")
                 except Exception as exc:
-                    recoverable(exc, f"session {self.session_id}")
-                    reason = describe(exc)
-                if self._stopped:
-                    break
-                attempt = 1 if progressed else attempt + 1
-                self._observer.count("reconnects")
-                delay = backoff(attempt, start=0.05, cap=self._timeouts.reconnect_max)
-                logger.info(
-                    "reconnecting the event stream in %.2fs: %s",
-                    delay,
-                    reason,
-                    extra=log_extra(self.session_id, attempt=attempt),
-                )
-                await anyio.sleep(delay)
+                    if self._stopped:
+                        break
+                    self._observer.count(Counter.RECONNECTS)
+                    await attempts.failed(exc)
 
     async def _catch_up(self, *, backfill: bool) -> None:
         """Read the history the stream did not deliver: everything once, then from the newest event seen."""
@@ -298,7 +268,7 @@ class Intake:
                 self._note(event)
                 self.activity += 1
                 await self._handle([event], True)
-                if event.type == "session.status_idle":
+                if isinstance(event, Idle):
                     await self._idled([event])
         finally:
             with anyio.CancelScope(shield=True):
@@ -321,14 +291,18 @@ class Intake:
             raise SessionNotFoundError(f"session {self.session_id} was not found: {message}")
         raise _StreamEnded(message)
 
+    @property
+    def watermark(self) -> datetime | None:
+        """The newest `processed_at` seen (the session's clock): history from here on holds everything newer."""
+        return self._watermark
+
     def _is_new(self, event: Event) -> bool:
-        event_id = getattr(event, "id", None)
-        return isinstance(event_id, str) and event_id not in self._seen
+        return event.id not in self._seen
 
     def _note(self, event: Event) -> None:
         self._seen[event.id] = None
         if len(self._seen) > self._remember:
             self._seen.popitem(last=False)
-        at = getattr(event, "processed_at", None)
-        if isinstance(at, datetime) and (self._watermark is None or at > self._watermark):
+        at = event.processed_at
+        if at is not None and (self._watermark is None or at > self._watermark):
             self._watermark = at

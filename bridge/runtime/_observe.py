@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BridgeStats", "CallEvent", "CallEventKind", "CallListener", "Latency"]
+__all__ = ["BridgeStats", "CallEvent", "CallEventKind", "CallListener", "Counter", "Latency"]
 
 logger = logging.getLogger("bridge")
 
@@ -128,14 +128,31 @@ class BridgeStats:
     answer_latency: Latency = field(default_factory=Latency)
 
 
+class Counter(enum.Enum):
+    """The runtime's counters (each a `BridgeStats` field of the same name)."""
+
+    RECEIVED = "received"
+    FINISHED = "finished"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    POSTED = "posted"
+    DROPPED = "dropped"
+    POSTS = "posts"
+    POST_RETRIES = "post_retries"
+    DUPLICATES_PREVENTED = "duplicates_prevented"
+    RECONNECTS = "reconnects"
+    RECONCILED = "reconciled"
+
+
 _COUNTED = {
-    CallEventKind.RECEIVED: "received",
-    CallEventKind.FINISHED: "finished",
-    CallEventKind.FAILED: "failed",
-    CallEventKind.TIMED_OUT: "timed_out",
-    CallEventKind.CANCELLED: "cancelled",
-    CallEventKind.POSTED: "posted",
-    CallEventKind.DROPPED: "dropped",
+    CallEventKind.RECEIVED: Counter.RECEIVED,
+    CallEventKind.FINISHED: Counter.FINISHED,
+    CallEventKind.FAILED: Counter.FAILED,
+    CallEventKind.TIMED_OUT: Counter.TIMED_OUT,
+    CallEventKind.CANCELLED: Counter.CANCELLED,
+    CallEventKind.POSTED: Counter.POSTED,
+    CallEventKind.DROPPED: Counter.DROPPED,
 }
 
 
@@ -143,9 +160,7 @@ class Observer:
     """Counts, latency windows and listener fan-out, shared by every part of one bridge."""
 
     def __init__(self, *, window: int = 2048) -> None:
-        self.counters: dict[str, int] = dict.fromkeys(
-            (*_COUNTED.values(), "posts", "post_retries", "duplicates_prevented", "reconnects", "reconciled"), 0
-        )
+        self.counters: dict[Counter, int] = dict.fromkeys(Counter, 0)
         self.call_durations: deque[float] = deque(maxlen=window)
         self.answer_durations: deque[float] = deque(maxlen=window)
         self._received_at: dict[tuple[str, str], float] = {}
@@ -161,13 +176,13 @@ class Observer:
 
         return remove
 
-    def count(self, name: str, n: int = 1) -> None:
-        self.counters[name] += n
+    def count(self, counter: Counter, n: int = 1) -> None:
+        self.counters[counter] += n
 
     def emit(self, event: CallEvent) -> None:
         """Record `event` in the counters and hand it to every listener."""
-        if (name := _COUNTED.get(event.kind)) is not None:
-            self.counters[name] += 1
+        if (counter := _COUNTED.get(event.kind)) is not None:
+            self.counters[counter] += 1
         key = (event.session_id, event.tool_use_id)
         if event.kind is CallEventKind.RECEIVED:
             self._received_at[key] = time.monotonic()

@@ -1,41 +1,46 @@
-"""Posting results: batched per session, retried with backoff, never duplicated, never recomputed.
+"""Posting results: batched per session, retried, never duplicated, never recomputed.
 
-One `Poster` per served session. Results that become ready while a post is in flight wait and leave together in the
-next `events.send`, so a burst of 200 answers costs a handful of requests, not 200. The poster owns the exact
-content to post (the journal's stored result): a failed post is retried with the same result, never by running the
-tool again.
+One `Poster` per served session. It takes items (`put`) and reports outcomes (`Posted`, `Rejected`) on a stream the
+executor reads; before every attempt it asks the call table's `wanted(tool_use_id)` whether the session still waits
+for a result, so it never calls back into anything. Results that become ready while a post is in flight wait and
+leave together in the next `events.send`, so a burst of 200 answers costs a handful of requests, not 200. The poster
+owns the exact content to post (the journal's stored result): a failed post is retried with the same result, never
+by running the tool again.
 
-Never a duplicate: the client used for posting has the SDK's own retries turned off, because the SDK would re-send a
-POST whose response was lost, and the API has no idempotency key. Instead, after any failure whose outcome is unknown
-(5xx, timeout, dropped connection) the poster reads the session's recent `user.custom_tool_result` events and posts
-only the results that did not land. A 429 or another 4xx means nothing was stored. A batch the API rejects (400) is
-split so one bad result cannot block the others; a rejected single result is replaced once by a text-only error that
-says why, so the session is never left waiting.
+Never a duplicate: every post goes through `post_once` (`_retry.py`), which checks the session's history, from the
+calls' own `processed_at`, after any failure that may have stored the batch. A batch the API rejects (4xx) is split so
+one bad result cannot block the others; a rejected single result is replaced once by a text-only error that says
+why, so the session is never left waiting; rejected again, it is reported `Rejected`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import anyio
 from anthropic.resources.beta.sessions.events import AsyncEvents
 from anthropic.types.beta.sessions import BetaManagedAgentsUserCustomToolResultEventParams
+from anyio.streams.memory import MemoryObjectSendStream
 
 from ..journal import Journal, StoredResult
+from ._calls import Posted, Rejected
+from ._events import Event, ToolResult, type_name
 from ._limits import Limits, Timeouts
-from ._observe import CallEvent, CallEventKind, Observer, log_extra
-from ._sdk import Failure, backoff, describe, recoverable, retry_after
+from ._observe import CallEvent, CallEventKind, Counter, Observer, log_extra
+from ._retry import Attempts, Retry, post_once
+from ._sdk import Failure, classify, describe
 
-__all__ = ["Outgoing", "Poster"]
+__all__ = ["Outgoing", "Poster", "PosterOutcome"]
 
 logger = logging.getLogger("bridge.poster")
 
 PIPELINE = 4
 """Posts of one session in flight at once."""
+
+PosterOutcome = Posted | Rejected
 
 
 @dataclass(eq=False)
@@ -47,9 +52,7 @@ class Outgoing:
     thread_id: str | None
     result: StoredResult
     since: datetime | None = None  # the call's processed_at: where a history check may start reading
-    unsure: bool = False  # a post carrying it failed in a way that may have stored it
     fallback: bool = False  # already replaced by a text-only error after a rejection
-    done: bool = False
 
     def event(self) -> BetaManagedAgentsUserCustomToolResultEventParams:
         return {
@@ -60,18 +63,27 @@ class Outgoing:
         }
 
 
+def _result_for(event: Event) -> str | None:
+    match event:
+        case ToolResult(custom_tool_use_id=use_id):
+            return use_id
+        case _:
+            return None
+
+
 class Poster:
     """Posts one session's results.
 
     Args:
         session_id: The session.
-        requests: The bridge-wide limiter of API requests in flight.
         send_events: `events` resource of a client with `max_retries=0` (retries are ours).
         history: `events` resource of an ordinary client, for the history checks.
-        journal: Where posts and acks are recorded.
+        journal: Where posts (and results found already stored) are recorded.
         observer: Counters and call events.
-        wanted: Asked just before posting; False means the session or thread no longer waits for the result.
-        on_drop: Called (awaited) for a result that will never be posted, with the reason.
+        limits: `max_batch`, `max_requests`.
+        timeouts: `request`, `post_backoff_max`.
+        wanted: Asked before every attempt: False means the session no longer waits for that result.
+        requests: The bridge-wide limiter of API requests in flight.
     """
 
     def __init__(
@@ -84,8 +96,7 @@ class Poster:
         observer: Observer,
         limits: Limits,
         timeouts: Timeouts,
-        wanted: Callable[[Outgoing], bool],
-        on_drop: Callable[[Outgoing, str], Awaitable[None]],
+        wanted: Callable[[str], bool],
         requests: anyio.CapacityLimiter | None = None,
     ) -> None:
         self.session_id = session_id
@@ -96,9 +107,10 @@ class Poster:
         self._limits = limits
         self._timeouts = timeouts
         self._wanted = wanted
-        self._on_drop = on_drop
         self._requests = requests or anyio.CapacityLimiter(limits.max_requests)
+        self._retry = Retry(start=0.25, cap=timeouts.post_backoff_max)
         self._pending: dict[str, Outgoing] = {}
+        self._unsure: set[str] = set()  # withdrawn after a post that may have stored them: check before re-posting
         self._in_flight: dict[str, Outgoing] = {}
         self._wake = anyio.Event()
         self._empty = anyio.Event()
@@ -120,17 +132,8 @@ class Poster:
             self._empty = anyio.Event()
         self._wake.set()
 
-    def withdraw(self, tool_use_id: str) -> Outgoing | None:
-        """Take back a result not yet being posted (None if it is in flight or unknown)."""
-        item = self._pending.pop(tool_use_id, None)
-        self._check_empty()
-        return item
-
-    def settle(self, tool_use_id: str) -> None:
-        """The result is in the session already (its echo was seen): stop trying to post it."""
-        for table in (self._pending, self._in_flight):
-            if (item := table.get(tool_use_id)) is not None:
-                item.done = True
+    def withdraw(self, tool_use_id: str) -> None:
+        """Forget a result not yet being posted (one in flight is checked with `wanted` before any retry)."""
         self._pending.pop(tool_use_id, None)
         self._check_empty()
 
@@ -142,14 +145,17 @@ class Poster:
         if not self._pending and not self._in_flight:
             self._empty.set()
 
-    async def run(self) -> None:
-        """Post until cancelled. Raises `APIAccessError` / `SessionNotFoundError` when the API refuses the session.
+    async def run(self, outcomes: MemoryObjectSendStream[PosterOutcome]) -> None:
+        """Post until cancelled, reporting each outcome on `outcomes`.
 
         Up to `PIPELINE` posts of one session are in flight at once: a result that becomes ready while a post is on
         the wire leaves at once instead of waiting a round trip for it; once all are busy, results wait and batch.
+
+        Raises:
+            APIAccessError / SessionNotFoundError: The API refuses the session.
         """
         slots = anyio.Semaphore(PIPELINE)
-        async with anyio.create_task_group() as tg:
+        async with outcomes, anyio.create_task_group() as tg:
             while True:
                 if not self._pending:
                     self._check_empty()
@@ -161,107 +167,78 @@ class Poster:
                 for item in batch:
                     del self._pending[item.tool_use_id]
                     self._in_flight[item.tool_use_id] = item
-                tg.start_soon(self._post_batch, batch, slots)
+                tg.start_soon(self._post_batch, batch, slots, outcomes)
 
-    async def _post_batch(self, batch: list[Outgoing], slots: anyio.Semaphore) -> None:
+    async def _post_batch(
+        self, batch: list[Outgoing], slots: anyio.Semaphore, outcomes: MemoryObjectSendStream[PosterOutcome]
+    ) -> None:
         try:
-            await self._post(batch, split=len(batch) > 1)
+            for outcome in await self.post(batch):
+                await outcomes.send(outcome)
         finally:
             for item in batch:
                 self._in_flight.pop(item.tool_use_id, None)
             slots.release()
             self._check_empty()
 
-    async def _post(self, batch: list[Outgoing], *, split: bool) -> None:
-        attempt = 0
-        while True:
-            live = []
-            for item in batch:
-                if item.done:
-                    continue
-                if not self._wanted(item):
-                    item.done = True
-                    await self._on_drop(item, "the session no longer waits for it")
-                    continue
-                live.append(item)
-            batch = live
-            if not batch:
-                return
-            try:
-                if any(item.unsure for item in batch):
-                    batch = await self._skip_landed(batch)
-                    if not batch:
-                        return
-                async with self._requests:
-                    await self._send_events.send(
-                        self.session_id, events=[item.event() for item in batch], timeout=self._timeouts.request
-                    )
-            except Exception as exc:
-                kind = recoverable(exc, f"session {self.session_id}")
-                if kind is Failure.REJECTED:
-                    if split:
-                        for item in batch:
-                            await self._post([item], split=False)
-                        return
-                    if await self._rejected(batch[0], exc):
-                        continue
-                    return
-                if kind is Failure.UNKNOWN:
-                    for item in batch:
-                        item.unsure = True
-                attempt += 1
-                self._observer.count("post_retries")
-                delay = retry_after(exc)
-                if delay is None:
-                    delay = backoff(attempt, start=0.25, cap=self._timeouts.post_backoff_max)
-                logger.warning(
-                    "posting %d result(s) failed (%s); retrying in %.2fs",
-                    len(batch),
-                    describe(exc),
-                    delay,
-                    extra=log_extra(self.session_id, attempt=attempt),
-                )
-                await anyio.sleep(delay)
-                continue
-            await self._journal.mark_posted(self.session_id, [item.tool_use_id for item in batch])
-            self._observer.count("posts")
-            for item in batch:
-                item.done = True
-                self._emit(item, CallEventKind.POSTED)
-            return
+    async def post(self, batch: list[Outgoing]) -> list[PosterOutcome]:
+        """Post `batch` (split on a rejection) and return what became of it; unwanted items are left out."""
+        try:
+            return await self._post_once(batch)
+        except Exception as exc:
+            if classify(exc) is not Failure.REJECTED:
+                raise
+            if len(batch) > 1:
+                return [outcome for item in batch for outcome in await self.post([item])]
+            return await self._rejected(batch[0], exc)
 
-    async def _skip_landed(self, batch: list[Outgoing]) -> list[Outgoing]:
-        """Check the history for results of `batch` that a failed post stored after all; return the rest."""
-        ids = {item.tool_use_id for item in batch}
-        since = min((item.since for item in batch if item.since is not None), default=None)
-        landed: dict[str, str] = {}
-        params: dict[str, Any] = {
-            "types": ["user.custom_tool_result"],
-            "limit": 1000,
-            "timeout": self._timeouts.request,
-        }
-        if since is not None:
-            params["created_at_gte"] = since
-        async with self._requests:
-            async for event in self._history.list(self.session_id, **params):
-                use_id = getattr(event, "custom_tool_use_id", None)
-                if use_id in ids:
-                    landed[use_id] = event.id
-        rest = []
-        for item in batch:
-            if item.tool_use_id in landed:
-                item.done = True
-                await self._journal.mark_posted(self.session_id, [item.tool_use_id])
-                await self._journal.mark_acked(self.session_id, item.tool_use_id, landed[item.tool_use_id])
-                self._observer.count("duplicates_prevented")
+    async def _post_once(self, batch: list[Outgoing]) -> list[PosterOutcome]:
+        attempts = Attempts(
+            self._retry,
+            f"session {self.session_id}",
+            f"posting {len(batch)} result(s)",
+            logger,
+            log_extra(self.session_id),
+            on_retry=lambda: self._observer.count(Counter.POST_RETRIES),
+        )
+        delivery = await post_once(
+            batch,
+            session_id=self.session_id,
+            send=self._send_events,
+            history=self._history,
+            event=Outgoing.event,
+            stored_as=_result_for,
+            key=lambda item: item.tool_use_id,
+            since=min((item.since for item in batch if item.since is not None), default=None),
+            history_types=[type_name(ToolResult)],
+            attempts=attempts,
+            requests=self._requests,
+            request_timeout=self._timeouts.request,
+            keep=lambda item: self._wanted(item.tool_use_id),
+            unsure=any(item.tool_use_id in self._unsure for item in batch),
+        )
+        self._unsure.difference_update(item.tool_use_id for item in batch)
+        self._unsure.update(item.tool_use_id for item in delivery.unsure)
+        outcomes: list[PosterOutcome] = []
+        if delivery.landed:
+            ids = [item.tool_use_id for item, _ in delivery.landed]
+            await self._journal.mark_posted(self.session_id, ids)
+            for item, echo_id in delivery.landed:
+                await self._journal.mark_acked(self.session_id, item.tool_use_id, echo_id)
+                self._observer.count(Counter.DUPLICATES_PREVENTED)
                 self._emit(item, CallEventKind.POSTED, "found in the session history after a failed post")
-            else:
-                item.unsure = False
-                rest.append(item)
-        return rest
+            outcomes.append(Posted(tuple(ids)))
+        if delivery.posted:
+            ids = [item.tool_use_id for item in delivery.posted]
+            await self._journal.mark_posted(self.session_id, ids)
+            self._observer.count(Counter.POSTS)
+            for item in delivery.posted:
+                self._emit(item, CallEventKind.POSTED)
+            outcomes.append(Posted(tuple(ids)))
+        return outcomes
 
-    async def _rejected(self, item: Outgoing, exc: BaseException) -> bool:
-        """A single result was rejected. Replace it once by a text-only error (True: post that), else drop it."""
+    async def _rejected(self, item: Outgoing, exc: Exception) -> list[PosterOutcome]:
+        """A single result was rejected: replace it once by a text-only error and post that, else report it."""
         reason = describe(exc)
         logger.error(
             "the API rejected the result of %s: %s",
@@ -271,16 +248,20 @@ class Poster:
         )
         text_only = all(block.get("type") == "text" for block in item.result.content)
         if item.fallback or (item.result.is_error and text_only):
-            item.done = True
-            await self._on_drop(item, f"rejected by the API: {reason}")
-            return False
-        item.fallback = True
+            return [Rejected(item.tool_use_id, reason)]
         message = (
             f"The tool {item.tool!r} ran, but the API rejected its result ({reason}). "
             "The result could not be delivered; do not assume its content."
         )
-        item.result = StoredResult(({"type": "text", "text": message},), is_error=True)
-        return True
+        fallback = Outgoing(
+            item.tool_use_id,
+            item.tool,
+            item.thread_id,
+            StoredResult(({"type": "text", "text": message},), is_error=True),
+            since=item.since,
+            fallback=True,
+        )
+        return await self.post([fallback])
 
     def _emit(self, item: Outgoing, kind: CallEventKind, detail: str | None = None) -> None:
         self._observer.emit(

@@ -15,7 +15,8 @@ close that gap:
   as above.
 
 An id the history does not show as a custom tool call (a built-in tool awaiting confirmation, say) is not looked up
-again. A failed read is logged and left to the next idle or the next periodic sweep.
+again. A read is retried a few times under the one retry policy; one that still fails is logged and left to the next
+idle or the next periodic sweep. 401/403/404 end serving, as everywhere.
 """
 
 from __future__ import annotations
@@ -23,23 +24,27 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anthropic.resources.beta.sessions.events import AsyncEvents
 
-from ._intake import Event, Intake
+from .._errors import OperatorError
+from ._events import Event, Idle, Running, Terminated, ToolResult, ToolUse, blocked_on, type_name
 from ._limits import Timeouts
-from ._observe import Observer, log_extra
-from ._plan import blocked_on
-from ._sdk import Failure, classify, describe, mapped
+from ._observe import Counter, Observer, log_extra
+from ._retry import Attempts, Retry, retrying
+from ._sdk import classify, describe
+
+if TYPE_CHECKING:
+    from ._intake import Intake
 
 __all__ = ["Reconciler"]
 
 logger = logging.getLogger("bridge.intake")
 
-_CALL_TYPES = ["agent.custom_tool_use", "user.custom_tool_result"]
-_STATUS_TYPES = ["session.status_idle", "session.status_running", "session.status_terminated"]
+_CALL_TYPES = [type_name(ToolUse), type_name(ToolResult)]
+_STATUS_TYPES = [type_name(Idle), type_name(Running), type_name(Terminated)]
 
 
 class _ReadFailed(Exception):
@@ -83,7 +88,7 @@ class Reconciler:
     def __repr__(self) -> str:
         return f"Reconciler({self.session_id!r}, read_to={self._read_to!r})"
 
-    async def check(self, idle: Event) -> None:
+    async def check(self, idle: Idle) -> None:
         """Read from the history the calls `idle` says the session waits on that the stream did not deliver."""
         missing = [i for i in blocked_on(idle) if not self._intake.seen(i) and i not in self._looked_up]
         if not missing:
@@ -97,15 +102,15 @@ class Reconciler:
             for event_id in missing:
                 self._looked_up.pop(event_id, None)
             return
-        at = getattr(idle, "processed_at", None)
-        if isinstance(at, datetime) and (self._read_to is None or at > self._read_to):
+        at = idle.processed_at
+        if self._read_to is None or at > self._read_to:
             self._read_to = at  # the read began after the idle: it returned every call made before it
         await self._intake.deliver(history)
         found = [i for i in missing if self._intake.seen(i)]
         while len(self._looked_up) > self._remember:
             self._looked_up.popitem(last=False)
         if found:
-            self._observer.count("reconciled", len(found))
+            self._observer.count(Counter.RECONCILED, len(found))
             logger.warning(
                 "the event stream skipped %d tool call(s) the session waits on; read them from the history",
                 len(found),
@@ -137,25 +142,35 @@ class Reconciler:
             return
         latest = found[0]
         await self._intake.deliver([latest])
-        if latest.type == "session.status_idle":
+        if isinstance(latest, Idle):
             await self.check(latest)
 
     async def _read(self, *, types: list[str], order: str, limit: int, since: datetime | None) -> list[Event]:
         params: dict[str, Any] = {"types": types, "order": order, "limit": limit, "timeout": self._timeouts.request}
         if since is not None:
             params["created_at_gte"] = since
-        try:
+
+        async def read() -> list[Event]:
             async with self._requests:
                 if limit == 1:
                     page = await self._events.list(self.session_id, **params)
                     return list(page.data[:1])
                 return [event async for event in self._events.list(self.session_id, **params)]
+
+        attempts = Attempts(
+            Retry(start=0.25, cap=self._timeouts.reconnect_max, attempts=3),
+            f"session {self.session_id}",
+            "reading the history to reconcile",
+            logger,
+            log_extra(self.session_id),
+        )
+        try:
+            return await retrying(read, attempts)
+        except OperatorError:
+            raise
         except Exception as exc:
-            kind = classify(exc)
-            if kind is None:
+            if classify(exc) is None:
                 raise
-            if kind is Failure.ACCESS:
-                raise mapped(exc, f"session {self.session_id}") from exc
             logger.warning(
                 "reconciling with the history failed (%s); retrying at the next idle or sweep",
                 describe(exc),

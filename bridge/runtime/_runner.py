@@ -1,14 +1,18 @@
-"""Serving one session: its intake, dispatcher, poster and call tasks under one task group, from start to end.
+"""Serving one session: its intake, call table, executor and poster under one task group, from start to end.
 
 ```
 SessionRunner.run
 ├── session lookup (metadata for ToolContext; a session already terminated ends here)
 └── task group
-    ├── poster.run                    posts batches of results
+    ├── poster.run                    posts batches of results, reports outcomes on a stream ──┐
+    ├── executor.consume              applies the poster's outcomes to the call table   <──────┘
     ├── reconciler.run                the periodic reconciliation sweep (the stream may skip events)
-    └── (body) task group of calls    one task per call, started by the dispatcher
-        └── intake.run                stream + history -> dispatcher.handle -> watchers
+    └── (body) executor               one task per call (`async with executor:`)
+        └── intake.run                stream + history -> executor.apply (table -> effects) -> watchers
 ```
+
+Data flows one way: events into the table, effects out of it to the journal, the scheduler and the poster, the
+poster's outcomes back into the table. The poster only *asks* the table whether a result is still wanted.
 
 A runner ends when its session ends (terminated or deleted), when it is detached or the bridge shuts down (a
 graceful drain: no new calls, running ones get until the drain deadline, then are cancelled and answered), or on an
@@ -19,28 +23,31 @@ is logged and kept too, so one broken session never takes the others down.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import anyio
 from anthropic import AsyncAnthropic
 from anthropic.resources.beta.sessions.events import AsyncEvents
-from anyio.abc import TaskGroup
+from anthropic.types.beta import BetaManagedAgentsSession
+from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._errors import OperatorError
 from ..journal import Journal
 from ..tools import Toolset
-from ._dispatch import Dispatcher, ServeOptions
-from ._intake import Event, Intake
+from ._calls import CallTable
+from ._events import Event, Updated
+from ._executor import Executor, ServeOptions
+from ._intake import Intake
 from ._limits import Limits, Timeouts
 from ._observe import Observer, log_extra
 from ._pools import StreamPools
-from ._poster import Poster
-from ._reconcile import Reconciler
+from ._poster import Poster, PosterOutcome
+from ._retry import Attempts, Retry, retrying
 from ._scheduler import Scheduler
-from ._sdk import backoff, classify, describe, recoverable
+from ._sdk import classify, describe
 
 __all__ = ["Services", "SessionRunner"]
 
@@ -73,13 +80,10 @@ class SessionRunner:
         self.error: BaseException | None = None
         self._services = services
         self._watchers: list[MemoryObjectSendStream[Event]] = []
-        self._calls_tg: TaskGroup | None = None
         self._tg: TaskGroup | None = None
-        self._active = 0
-        self._calls_idle = anyio.Event()
-        self._calls_idle.set()
         self._drain_deadline: float | None = None
         self._drain_scope: anyio.CancelScope | None = None  # the wait for running calls, while it lasts
+        self.table = CallTable(owns=lambda name: services.options.unknown_tools == "answer" or name in services.toolset)
         self.poster = Poster(
             session_id,
             send_events=services.send_events,
@@ -88,20 +92,18 @@ class SessionRunner:
             observer=services.observer,
             limits=services.limits,
             timeouts=services.timeouts,
-            wanted=lambda item: self.dispatcher.wants(item),
-            on_drop=lambda item, reason: self.dispatcher.dropped_by_poster(item, reason),
+            wanted=self.table.wanted,
             requests=services.requests,
         )
-        self.dispatcher = Dispatcher(
+        self.executor = Executor(
             session_id,
+            table=self.table,
             toolset=services.toolset,
             scheduler=services.scheduler,
             journal=services.journal,
             poster=self.poster,
             observer=services.observer,
             options=services.options,
-            spawn=self._spawn,
-            on_end=lambda _reason: self.intake.stop(),
         )
         self.intake = Intake(
             session_id,
@@ -110,32 +112,28 @@ class SessionRunner:
             timeouts=services.timeouts,
             observer=services.observer,
             requests=services.requests,
-            on_idle=lambda idle: self.reconciler.check(idle),
-        )
-        self.reconciler = Reconciler(
-            session_id,
-            events=services.client.beta.sessions.events,
-            intake=self.intake,
-            timeouts=services.timeouts,
-            observer=services.observer,
-            requests=services.requests,
         )
 
     def __repr__(self) -> str:
         state = "done" if self.done.is_set() else "serving"
-        return f"SessionRunner({self.session_id!r}, {state}, calls={self._active})"
+        return f"SessionRunner({self.session_id!r}, {state}, {self.table!r})"
 
     @property
-    def connected(self) -> anyio.Event:
-        """Set once the stream is open and the history read: from then on no event can be missed."""
+    def ready(self) -> anyio.Event:
+        """Set once the stream is open and the history read (from then on no event can be missed), or serving
+        ended before that."""
         return self.intake.connected
 
-    async def run(self) -> None:
-        """Serve the session; never raises an `Exception` (see `error`)."""
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Serve the session; never raises an `Exception` (see `error`).
+
+        Reports `task_status.started()` once the stream is connected and the history read (from then on no event
+        can be missed), or once serving is over if it ends before that (a startup error is then in `error`).
+        """
         stream_client = self._services.streams.acquire()
         self.intake.stream_events = stream_client.beta.sessions.events
         try:
-            await self._serve()
+            await self._serve(task_status)
         except* Exception as group:
             self.error = error = _first(group)
             operator = isinstance(error, OperatorError)
@@ -145,6 +143,9 @@ class SessionRunner:
         finally:
             self._services.streams.release(stream_client)
             self.done.set()
+            if not self.ready.is_set():  # it ended before connecting: release who waits for it
+                self.ready.set()
+                task_status.started()
             for watcher in self._watchers:
                 watcher.close()
             self._services.scheduler.forget_session(self.session_id)
@@ -162,94 +163,79 @@ class SessionRunner:
                 self._drain_scope.deadline = deadline
         self.intake.stop()
 
-    async def _serve(self) -> None:
+    async def _serve(self, task_status: TaskStatus[None]) -> None:
         if not await self._load_session():
             logger.info("session already ended; nothing to serve", extra=log_extra(self.session_id))
             return
         logger.info("serving session", extra=log_extra(self.session_id))
+        outcomes, reports = anyio.create_memory_object_stream[PosterOutcome](max_buffer_size=1000)
         async with anyio.create_task_group() as tg:
             self._tg = tg
-            tg.start_soon(self.poster.run)
-            tg.start_soon(self.reconciler.run)
-            async with anyio.create_task_group() as calls:
-                self._calls_tg = calls
-                await self.intake.run()
-                if self._drain_deadline is not None and not self.dispatcher.ended:
+            tg.start_soon(self.poster.run, outcomes)
+            tg.start_soon(self.executor.consume, reports)
+            tg.start_soon(self.intake.reconciler.run)
+            async with self.executor:
+                await self.intake.run(task_status=task_status)
+                if self._drain_deadline is not None and not self.table.ended:
                     await self._drain()
-                calls.cancel_scope.cancel()
             tg.cancel_scope.cancel()
-        reason = self.dispatcher.ended or "stopped by the bridge"
+        reason = self.table.ended or "stopped by the bridge"
         logger.info("stopped serving: %s", reason, extra=log_extra(self.session_id))
+
+    async def _retrieve(self) -> BetaManagedAgentsSession:
+        async with self._services.requests:
+            return await self._services.client.beta.sessions.retrieve(
+                self.session_id, timeout=self._services.timeouts.request
+            )
 
     async def _load_session(self) -> bool:
         """Read the session once: its metadata feeds ToolContext; a terminated session is not served."""
-        sessions = self._services.client.beta.sessions
-        attempt = 0
-        while True:
-            try:
-                async with self._services.requests:
-                    session = await sessions.retrieve(self.session_id, timeout=self._services.timeouts.request)
-                break
-            except Exception as exc:
-                recoverable(exc, f"session {self.session_id}")
-                attempt += 1
-                delay = backoff(attempt, start=0.25, cap=self._services.timeouts.reconnect_max)
-                logger.warning(
-                    "reading the session failed (%s); retrying", describe(exc), extra=log_extra(self.session_id)
-                )
-                await anyio.sleep(delay)
-        self.dispatcher.metadata = dict(session.metadata or {})
+        policy = Retry(start=0.25, cap=self._services.timeouts.reconnect_max)
+        attempts = Attempts(
+            policy, f"session {self.session_id}", "reading the session", logger, log_extra(self.session_id)
+        )
+        session = await retrying(self._retrieve, attempts)
+        self.executor.metadata = dict(session.metadata or {})
         if session.status == "terminated":
-            await self.dispatcher.end("session terminated")
+            await self._services.journal.abandon(self.session_id)
             return False
         return True
 
     async def _refresh_metadata(self) -> None:
         try:
-            session = await self._services.client.beta.sessions.retrieve(
-                self.session_id, timeout=self._services.timeouts.request
-            )
+            session = await self._retrieve()
         except Exception as exc:
             if classify(exc) is None:
                 raise
             logger.warning("could not refresh metadata: %s", describe(exc), extra=log_extra(self.session_id))
             return
-        self.dispatcher.metadata = dict(session.metadata or {})
+        self.executor.metadata = dict(session.metadata or {})
 
     async def _drain(self) -> None:
         assert self._drain_deadline is not None
         with anyio.CancelScope(deadline=self._drain_deadline) as self._drain_scope:  # `begin_drain` may shorten it
-            await self._calls_idle.wait()
+            await self.executor.wait_idle()
             await self.poster.wait_empty()
         self._drain_scope = None
-        if self.dispatcher.cancel_running("shutdown"):
+        if self.executor.shutdown("shutdown"):
             # Cancelled calls answer at once (sync tools are abandoned, not awaited); give those answers a moment.
             with anyio.move_on_after(max(1.0, self._drain_deadline - anyio.current_time())):
-                await self._calls_idle.wait()
+                await self.executor.wait_idle()
                 await self.poster.wait_empty()
 
-    def _spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
-        if self._calls_tg is None:
-            raise RuntimeError("calls can only start while the session is served")
-        self._active += 1
-        if self._calls_idle.is_set():
-            self._calls_idle = anyio.Event()
-
-        async def call() -> None:
-            try:
-                await fn()
-            finally:
-                self._active -= 1
-                if self._active == 0:
-                    self._calls_idle.set()
-
-        self._calls_tg.start_soon(call)
-
     async def _handle(self, batch: list[Event], live: bool) -> None:
-        await self.dispatcher.handle(batch, live)
+        """The intake's handler: every batch goes through the call table; updates and watchers after."""
+        await self.executor.apply(batch, backfill=not live)
+        if self.table.ended:
+            self.intake.stop()
         for event in batch:
-            if event.type == "session.updated" and getattr(event, "metadata", None) is None and self._tg is not None:
-                self._tg.start_soon(self._refresh_metadata)
+            match event:
+                case Updated(metadata=None) if self._tg is not None:
+                    self._tg.start_soon(self._refresh_metadata)
+                case Updated(metadata=metadata) if live and metadata is not None:
+                    self.executor.metadata = dict(metadata)  # (the backfill's updates are older than the session)
+                case _:
+                    pass
         if live and self._watchers:
             for event in batch:
                 self._fan_out(event)

@@ -4,16 +4,17 @@ Every API failure the runtime sees falls in one of these kinds:
 
 - `ACCESS` (401, 403) and `NOT_FOUND` (404): an operator problem, raised as `APIAccessError` /
   `SessionNotFoundError` so a caller never mistakes it for a session that simply ended.
-- `REJECTED` (other 4xx but 408/409/429): this request will never succeed as it is; nothing was stored.
+- `REJECTED` (400, 409, 413, 422 and every other 4xx but 408/429): this request will never succeed as it is.
 - `THROTTLED` (429): not processed; retry after the server's `Retry-After`.
-- `UNKNOWN` (5xx, 408, 409, a dropped connection, a timeout): the request may or may not have been applied. For a
-  result post this is the dangerous case: the runtime checks the session's history before posting again.
+- `UNKNOWN` (5xx, 408, a dropped connection, a timeout): the request may or may not have been applied. For a
+  post this is the dangerous case: the runtime checks the session's history before posting again.
+
+How long to wait and how often to retry is `_retry.py`'s: the one retry policy.
 """
 
 from __future__ import annotations
 
 import enum
-import random
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -22,7 +23,7 @@ import httpx2
 
 from .._errors import APIAccessError, OperatorError, SessionNotFoundError
 
-__all__ = ["Failure", "backoff", "classify", "describe", "mapped", "recoverable", "retry_after"]
+__all__ = ["Failure", "classify", "describe", "mapped", "recoverable", "retry_after"]
 
 
 class Failure(enum.Enum):
@@ -43,7 +44,7 @@ def classify(exc: BaseException) -> Failure | None:
             return Failure.NOT_FOUND
         if status == 429:
             return Failure.THROTTLED
-        if 400 <= status < 500 and status not in (408, 409):
+        if 400 <= status < 500 and status != 408:
             return Failure.REJECTED
         return Failure.UNKNOWN
     if isinstance(exc, anthropic.APIError | httpx2.HTTPError):
@@ -107,10 +108,3 @@ def retry_after(exc: BaseException) -> float | None:
             except (TypeError, ValueError):
                 return None
     return None
-
-
-def backoff(attempt: int, *, start: float, cap: float) -> float:
-    """Exponential backoff with jitter for retry number `attempt` (1-based): `start * 2**(attempt-1)`, capped, times
-    a random factor in [0.5, 1] so many sessions retrying together spread out."""
-    delay: float = min(cap, start * 2.0 ** (attempt - 1))
-    return delay * random.uniform(0.5, 1.0)

@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 from anthropic import AsyncAnthropic
 
-from ._sdk import Failure, classify, describe, mapped, recoverable
+from ._retry import Attempts, Retry, retrying
 
 __all__ = ["follow_agent"]
 
@@ -39,12 +39,15 @@ async def follow_agent(
         APIAccessError: The key cannot read the agent or its sessions.
         SessionNotFoundError: The agent does not exist.
     """
-    try:
-        await client.beta.agents.retrieve(agent_id, timeout=request_timeout)
-    except Exception as exc:
-        if classify(exc) in (Failure.ACCESS, Failure.NOT_FOUND):
-            raise mapped(exc, f"agent {agent_id}") from exc
-        raise
+    what = f"agent {agent_id}"
+
+    async def check_agent() -> object:
+        return await client.beta.agents.retrieve(agent_id, timeout=request_timeout)
+
+    await retrying(check_agent, Attempts(Retry(attempts=3), what, f"reading {what}", logger))
+    listing = Attempts(
+        Retry(start=poll_interval, cap=max(poll_interval, 60.0)), f"the sessions of {what}", "listing sessions", logger
+    )
     newest: datetime | None = None
     known: set[str] = set()
     while True:
@@ -63,6 +66,7 @@ async def follow_agent(
                 if session.status != "terminated":
                     attach(session.id)
         except Exception as exc:
-            recoverable(exc, f"the sessions of agent {agent_id}")
-            logger.warning("listing the sessions of agent %s failed: %s", agent_id, describe(exc))
+            await listing.failed(exc)  # raises what is fatal; waits (backing off) before the next poll
+            continue
+        listing.reset()
         await anyio.sleep(poll_interval)

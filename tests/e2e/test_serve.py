@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 from e2e_support import BOTH_BACKENDS, world
 
-from bridge import Bridge, CallEvent, CallEventKind, ToolContext, tool
+from bridge import Bridge, CallEvent, CallEventKind, Timeouts, ToolContext, tool
 from bridge.testing import AgentTurn
 
 pytestmark = pytest.mark.anyio
+
+EVENTS_ROUTE = "POST /v1/sessions/*/events"
 
 
 @tool
@@ -80,3 +82,18 @@ async def test_unknown_tool_is_answered_with_the_available_names() -> None:
             await bridge.ask(session_id, "go")
         w.api.control.invariants(session_id).assert_ok()
     assert seen == ["Unknown tool 'nope': this bridge serves add."]
+
+
+@BOTH_BACKENDS
+async def test_ask_whose_message_response_is_lost_stores_the_message_once() -> None:
+    """`ask` after a user-message POST stored by the API but whose response was lost finds it in the history."""
+    async with world([add], adding) as w:
+        session_id = await w.session()
+        async with Bridge(w.client, [add], timeouts=Timeouts(post_backoff_max=0.05)) as bridge:
+            w.api.control.drop_responses(EVENTS_ROUTE, 1)
+            reply = await bridge.ask(session_id, "add 2 and 3")
+        messages = [e for e in w.api.control.events(session_id) if e["type"] == "user.message"]
+        dropped = [r for r in w.api.control.requests(EVENTS_ROUTE) if r.dropped]
+    assert reply == "the sum is 5"
+    assert len(dropped) == 1, "the fault did not happen"
+    assert len(messages) == 1

@@ -7,7 +7,7 @@ import httpx2
 import pytest
 
 from bridge import APIAccessError, SessionNotFoundError
-from bridge.runtime._sdk import Failure, backoff, classify, mapped, retry_after
+from bridge.runtime._sdk import Failure, classify, mapped, retry_after
 
 
 def status_error(status: int, headers: dict[str, str] | None = None) -> anthropic.APIStatusError:
@@ -25,14 +25,15 @@ def status_error(status: int, headers: dict[str, str] | None = None) -> anthropi
         (429, Failure.THROTTLED),
         (400, Failure.REJECTED),
         (413, Failure.REJECTED),
+        (409, Failure.REJECTED),
+        (422, Failure.REJECTED),
         (408, Failure.UNKNOWN),
-        (409, Failure.UNKNOWN),
         (500, Failure.UNKNOWN),
         (503, Failure.UNKNOWN),
     ],
 )
 def test_statuses_are_classified_by_what_the_server_may_have_done(status: int, kind: Failure) -> None:
-    """5xx/408/409 may have been applied (check before re-posting); 429 and other 4xx were not."""
+    """5xx/408 may have been applied (check before re-posting); 429 and other 4xx (409 too) were not."""
     assert classify(status_error(status)) is kind
 
 
@@ -56,10 +57,3 @@ def test_retry_after_is_read_in_milliseconds_seconds_or_absent() -> None:
     assert retry_after(status_error(429, {"retry-after-ms": "1500"})) == 1.5
     assert retry_after(status_error(429, {"retry-after": "2"})) == 2.0
     assert retry_after(status_error(429)) is None
-
-
-def test_backoff_grows_and_is_capped() -> None:
-    """Exponential with jitter in [0.5, 1] of the nominal delay, never above the cap."""
-    assert 0.125 <= backoff(1, start=0.25, cap=10) <= 0.25
-    assert 1.0 <= backoff(4, start=0.25, cap=10) <= 2.0
-    assert backoff(30, start=0.25, cap=3) <= 3

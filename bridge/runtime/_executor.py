@@ -1,0 +1,408 @@
+"""The executor: carries out the call table's effects against the journal, the scheduler and the poster.
+
+The table (`_calls.py`) decides; the executor does. Each `Start` becomes one task in the executor's task group:
+journal the call, then run it, or resume it from what the journal knows (recovery after a restart):
+received -> run; started -> run again only if the tool is idempotent or read-only, else answered "outcome unknown";
+completed / in doubt / posted -> (re)post the stored result, never recomputed. When the task has an answer it
+stores it (`journal.complete`) and tells the table (`Completed`), whose `Post` hands it to the poster.
+
+`Cancel` and `Drop` reach a running call through its scheduler `Ticket`; a dropped call's task abandons it in the
+journal when the tool stops. The poster's outcomes come back through `consume` and are applied to the table like
+any event, so the executor is the only thing that calls `CallTable.apply`.
+
+Seams: `_start` and `_post` are the single points where a call begins to run and a result is handed over; a fleet's
+fencing check or an approval gate goes there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Literal
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from ..journal import CallState, Journal, StoredResult
+from ..tools import CallResult, Tool, ToolContext, Toolset
+from ._calls import Ack, CallTable, Cancel, Completed, Drop, Effect, End, Input, Post, Posted, Shutdown, Start, Withdraw
+from ._calls import Rejected as _Rejected
+from ._observe import CallEvent, CallEventKind, Observer, log_extra
+from ._poster import Outgoing, Poster, PosterOutcome
+from ._scheduler import Outcome, OutcomeKind, Scheduler, Ticket
+
+__all__ = ["IN_DOUBT_TEXT", "Executor", "ServeOptions"]
+
+logger = logging.getLogger("bridge.dispatch")
+tool_logger = logging.getLogger("bridge.tools")
+
+IN_DOUBT_TEXT = (
+    "The bridge stopped while running this tool, so its outcome is unknown. It was NOT retried, to avoid a duplicate "
+    "side effect. Check the current state before trying again."
+)
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """What the bridge tells every executor: the default deadline, unknown-tool policy and input logging."""
+
+    default_timeout: float | None
+    unknown_tools: Literal["answer", "leave"] = "answer"
+    log_inputs: bool = False
+
+
+@dataclass(eq=False)
+class _Task:
+    """A call whose task is running: what the effects arriving meanwhile need to reach it."""
+
+    start: Start
+    tool: Tool | None
+    ticket: Ticket | None
+    stop: str | None = None  # cancelled before it could start: answer without running
+    dropped: str | None = None  # nobody waits for it: abandon when the task ends
+    answered: bool = False  # its echo was seen: someone answered it
+    result: StoredResult | None = None  # its answer, once the task is over
+    skipped: bool = False  # someone else started it: not ours to answer
+
+
+class Executor:
+    """Runs one session's calls as its call table says. Use as `async with executor:` (it owns the call tasks)."""
+
+    def __init__(
+        self,
+        session_id: str,
+        *,
+        table: CallTable,
+        toolset: Toolset,
+        scheduler: Scheduler,
+        journal: Journal,
+        poster: Poster,
+        observer: Observer,
+        options: ServeOptions,
+    ) -> None:
+        self.session_id = session_id
+        self.metadata: dict[str, str] = {}
+        self.table = table
+        self._toolset = toolset
+        self._scheduler = scheduler
+        self._journal = journal
+        self._poster = poster
+        self._observer = observer
+        self._options = options
+        self._tasks: dict[str, _Task] = {}
+        self._results: dict[str, Outgoing] = {}
+        self._idle = anyio.Event()
+        self._idle.set()
+        self._tg: TaskGroup | None = None
+        self._stack: AsyncExitStack | None = None
+
+    def __repr__(self) -> str:
+        return f"Executor({self.session_id!r}, running={len(self._tasks)}, {self.table!r})"
+
+    async def __aenter__(self) -> Executor:
+        async with AsyncExitStack() as stack:
+            self._tg = await stack.enter_async_context(anyio.create_task_group())
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        """Cancel every call task still running (the drain, if any, is over)."""
+        if self._tg is not None and self._stack is not None:
+            self._tg.cancel_scope.cancel()
+            await self._stack.__aexit__(*exc_info)
+        self._tg = self._stack = None
+
+    @property
+    def ended(self) -> str | None:
+        """Why the session ended (terminated, deleted), or None while it lives."""
+        return self.table.ended
+
+    async def apply(self, batch: Sequence[Input], *, backfill: bool = False) -> None:
+        """Apply a batch to the table and carry out its effects; after the first history read, settle leftovers."""
+        await self._carry_out(self.table.apply(batch), inline_acks=backfill)
+        if backfill:
+            await self._settle_leftovers()
+
+    def shutdown(self, reason: str) -> int:
+        """Start nothing new and cancel what runs (their answers still go out). Returns how many calls run."""
+        for effect in self.table.apply([Shutdown(reason)]):
+            if isinstance(effect, Cancel):
+                self._cancel(effect.tool_use_id, effect.reason)
+        return len(self._tasks)
+
+    async def wait_idle(self) -> None:
+        """Return once no call task runs."""
+        await self._idle.wait()
+
+    async def consume(self, outcomes: MemoryObjectReceiveStream[PosterOutcome]) -> None:
+        """Apply the poster's outcomes to the table, until the stream closes."""
+        async with outcomes:
+            async for outcome in outcomes:
+                if isinstance(outcome, Posted):
+                    for use_id in outcome.tool_use_ids:
+                        self._results.pop(use_id, None)
+                await self.apply([outcome])
+
+    # -- effects ---------------------------------------------------------------------------------------------------
+
+    async def _carry_out(self, effects: list[Effect], *, inline_acks: bool = False) -> None:
+        acks: list[Ack] = []
+        for effect in effects:
+            match effect:
+                case Start():
+                    self._start(effect)
+                case Cancel(tool_use_id=use_id, reason=reason):
+                    self._cancel(use_id, reason)
+                case Post(tool_use_id=use_id):
+                    self._post(use_id)
+                case Withdraw(tool_use_id=use_id):
+                    self._poster.withdraw(use_id)
+                case Drop(tool_use_id=use_id, reason=reason):
+                    await self._drop(use_id, reason)
+                case Ack(tool_use_id=use_id):
+                    if (task := self._tasks.get(use_id)) is not None:
+                        task.answered = True
+                    self._results.pop(use_id, None)
+                    acks.append(effect)
+                case End(reason=reason):
+                    await self._journal.abandon(self.session_id)
+                    logger.info("session ended: %s", reason, extra=log_extra(self.session_id))
+        if acks:
+            if inline_acks:
+                await self._ack(acks)
+            else:  # the stream reader never waits on storage
+                self._spawn(self._ack, acks)
+
+    def _start(self, start: Start) -> None:
+        tool = self._toolset.get(start.name) if start.name in self._toolset else None
+        ticket = self._ticket(start, tool) if tool is not None else None
+        task = self._tasks[start.tool_use_id] = _Task(start, tool, ticket, stop=start.stop)
+        if self._idle.is_set():
+            self._idle = anyio.Event()
+        # The journal write and the rest happen in the call's own task: a burst of calls reaches the journal
+        # together (the SQLite journal commits them as one group).
+        self._spawn(self._call, task)
+
+    def _cancel(self, use_id: str, reason: str) -> None:
+        task = self._tasks.get(use_id)
+        if task is None:
+            return
+        task.stop = task.stop or reason
+        if task.ticket is not None:
+            task.ticket.cancel(reason)
+
+    def _post(self, use_id: str) -> None:
+        item = self._results.get(use_id)
+        if item is not None:
+            self._poster.put(item)
+
+    async def _drop(self, use_id: str, reason: str) -> None:
+        task = self._tasks.get(use_id)
+        if task is not None:  # it still runs: its task abandons it when the tool stops
+            task.dropped = reason
+            self._cancel(use_id, reason)
+            return
+        self._poster.withdraw(use_id)
+        item = self._results.pop(use_id, None)
+        await self._journal.abandon(self.session_id, [use_id])
+        tool = item.tool if item is not None else "?"
+        self._observer.emit(CallEvent(CallEventKind.DROPPED, self.session_id, use_id, tool, detail=reason))
+
+    async def _ack(self, acks: list[Ack]) -> None:
+        for ack in acks:
+            await self._journal.mark_acked(self.session_id, ack.tool_use_id, ack.echo_id)
+
+    def _spawn(self, fn: Callable[..., Any], *args: Any) -> None:
+        if self._tg is None:
+            raise RuntimeError("calls can only start while the session is served (`async with executor:`)")
+        self._tg.start_soon(fn, *args)
+
+    async def _settle_leftovers(self) -> None:
+        """After the first (complete) history read: abandon journaled calls the session no longer waits for."""
+        for record in await self._journal.unfinished(self.session_id):
+            if record.tool_use_id in self.table or record.tool_use_id in self._tasks:
+                continue
+            await self._journal.abandon(self.session_id, [record.tool_use_id])
+            logger.info(
+                "recovered call %s (%s): no longer awaited by the session",
+                record.tool_name,
+                record.state,
+                extra=log_extra(self.session_id, record.tool_use_id, record.tool_name),
+            )
+
+    # -- one call --------------------------------------------------------------------------------------------------
+
+    async def _call(self, task: _Task) -> None:
+        start, tool = task.start, task.tool
+        use_id = start.tool_use_id
+        new = await self._journal.receive(self.session_id, use_id, start.name, start.input, thread_id=start.thread_id)
+        record = None if new else await self._journal.get(self.session_id, use_id)
+        extra = {"input": start.input} if self._options.log_inputs else {}
+        logger.debug("call %s received", start.name, extra=log_extra(self.session_id, use_id, start.name, **extra))
+        self._emit(start, CallEventKind.RECEIVED, detail=None if record is None else f"recovered ({record.state})")
+        if record is not None and record.state.finished:
+            self._settle(task, None)
+        elif task.stop is not None or task.dropped is not None or task.answered:
+            reason = task.stop or task.dropped or "answered by another client"
+            text = f"The call was cancelled before it started ({reason}); it did not run."
+            await self._finish(task, CallResult.error(text))
+        elif tool is None:
+            available = ", ".join(self._toolset.names()) or "none"
+            text = f"Unknown tool {start.name!r}: this bridge serves {available}."
+            await self._finish(task, CallResult.error(text), CallEventKind.FAILED)
+        elif record is not None and record.result is not None and record.state.has_result:
+            self._settle(task, record.result)
+        elif record is not None and record.state is CallState.STARTED:
+            if tool.options.idempotent or tool.options.read_only:
+                await self._journal.requeue(self.session_id, use_id)
+                await self._run(task, tool)
+            else:
+                await self._finish(task, CallResult.error(IN_DOUBT_TEXT), CallEventKind.FAILED, in_doubt=True)
+        else:
+            await self._run(task, tool)
+        # From `_settle` on, the table alone decides: nothing below awaits before telling it.
+        if task.dropped is not None or task.answered:
+            await self._journal.abandon(self.session_id, [use_id])  # a no-op once acked
+            if task.dropped is not None:
+                self._emit(start, CallEventKind.DROPPED, detail=task.dropped)
+        elif task.result is not None:
+            await self._carry_out(self.table.apply([Completed(use_id)]))
+        elif not task.skipped:  # settled in an earlier life: nothing will ever be posted
+            await self._carry_out(self.table.apply([_Rejected(use_id, "already settled in the journal")]))
+
+    def _settle(self, task: _Task, result: StoredResult | None) -> None:
+        """The task is over: keep its result for the poster unless nobody waits for it; effects can no longer
+        reach the task, only the table."""
+        use_id = task.start.tool_use_id
+        del self._tasks[use_id]
+        if not self._tasks:
+            self._idle.set()
+        task.result = result
+        if result is not None and task.dropped is None and not task.answered:
+            start = task.start
+            self._results[use_id] = Outgoing(use_id, start.name, start.thread_id, result, since=start.since)
+
+    def _ticket(self, start: Start, tool: Tool) -> Ticket:
+        options = tool.options
+        key_field = options.concurrency_key
+        key = str(start.input.get(key_field)) if key_field is not None and key_field in start.input else None
+        timeout = self._toolset.timeout_for(tool.name)
+        return Ticket(
+            self.session_id,
+            start.tool_use_id,
+            tool.name,
+            thread_id=start.thread_id,
+            tool_limit=None if key_field is not None else options.max_concurrency,
+            key=key,
+            key_limit=options.max_concurrency if key is not None else None,
+            timeout=timeout if timeout is not None else self._options.default_timeout,
+        )
+
+    async def _run(self, task: _Task, tool: Tool) -> None:
+        start = task.start
+        ticket = task.ticket
+        assert ticket is not None  # a known tool always has one
+        if task.stop is not None:  # cancelled while being journaled
+            ticket.cancel(task.stop)
+        context = ToolContext(
+            session_id=self.session_id,
+            tool_use_id=start.tool_use_id,
+            thread_id=start.thread_id,
+            tool_name=tool.name,
+            metadata=MappingProxyType(dict(self.metadata)),
+            logger=tool_logger,
+            cancel_event=ticket.cancel_event,
+            on_progress=self._progress_logger(start),
+        )
+
+        async def on_start() -> bool:
+            if not await self._journal.start(self.session_id, start.tool_use_id):
+                return False
+            self._emit(start, CallEventKind.STARTED)
+            return True
+
+        arguments = dict(start.input)
+        outcome = await self._scheduler.run(
+            ticket, lambda run_sync: tool.call(arguments, context, run_sync=run_sync), on_start=on_start
+        )
+        if outcome.kind is OutcomeKind.SKIPPED:
+            logger.warning(
+                "call already started elsewhere; not run", extra=log_extra(self.session_id, start.tool_use_id)
+            )
+            task.skipped = True
+            self._settle(task, None)
+            return
+        result, kind, in_doubt = _answer_for(tool, outcome)
+        await self._finish(task, result, kind, duration=outcome.duration, in_doubt=in_doubt)
+
+    def _progress_logger(self, start: Start) -> Callable[[str, float | None], None]:
+        """`ctx.progress(...)` becomes a debug log record (it may come from a worker thread; logging is thread-safe)."""
+        extra = log_extra(self.session_id, start.tool_use_id, start.name)
+
+        def report(message: str, fraction: float | None) -> None:
+            done = f" ({fraction:.0%})" if fraction is not None else ""
+            tool_logger.debug("progress: %s%s", message, done, extra={**extra, "fraction": fraction})
+
+        return report
+
+    async def _finish(
+        self,
+        task: _Task,
+        result: CallResult,
+        kind: CallEventKind = CallEventKind.CANCELLED,
+        *,
+        duration: float | None = None,
+        in_doubt: bool = False,
+    ) -> None:
+        start = task.start
+        stored = StoredResult(tuple(result.content), result.is_error, in_doubt=in_doubt)
+        await self._journal.complete(self.session_id, start.tool_use_id, stored)
+        detail = result.text[:200] if result.is_error else None
+        level = {CallEventKind.TIMED_OUT: logging.WARNING, CallEventKind.FAILED: logging.INFO}.get(kind, logging.DEBUG)
+        logger.log(
+            level,
+            "call %s %s%s",
+            start.name,
+            kind.value,
+            f" in {duration:.3f}s" if duration is not None else "",
+            extra=log_extra(self.session_id, start.tool_use_id, start.name, outcome=kind.value, duration=duration),
+        )
+        self._emit(start, kind, duration=duration, is_error=result.is_error, detail=detail)
+        self._settle(task, stored)
+
+    def _emit(
+        self,
+        start: Start,
+        kind: CallEventKind,
+        *,
+        duration: float | None = None,
+        is_error: bool | None = None,
+        detail: str | None = None,
+    ) -> None:
+        self._observer.emit(
+            CallEvent(kind, self.session_id, start.tool_use_id, start.name, start.thread_id, duration, is_error, detail)
+        )
+
+
+def _answer_for(tool: Tool, outcome: Outcome[CallResult]) -> tuple[CallResult, CallEventKind, bool]:
+    if outcome.kind is OutcomeKind.COMPLETED and outcome.value is not None:
+        kind = CallEventKind.FAILED if outcome.value.is_error else CallEventKind.FINISHED
+        return outcome.value, kind, False
+    if outcome.kind is OutcomeKind.SHED:
+        text = f"The bridge is overloaded ({outcome.reason}); the call did not run. Try again shortly."
+        return CallResult.error(text), CallEventKind.FAILED, False
+    unsafe = outcome.started and not (tool.options.idempotent or tool.options.read_only)
+    effect = " Any effect it already had is unknown." if unsafe else ""
+    if outcome.kind is OutcomeKind.TIMED_OUT:
+        text = f"The tool {tool.name!r} did not finish in time ({outcome.reason}) and was stopped."
+        return CallResult.error(text + effect), CallEventKind.TIMED_OUT, False
+    reason = outcome.reason or "cancelled"
+    if not outcome.started:
+        text = f"The call was cancelled before it started ({reason}); it did not run."
+        return CallResult.error(text), CallEventKind.CANCELLED, False
+    text = f"The call was cancelled while running ({reason})." + effect
+    return CallResult.error(text), CallEventKind.CANCELLED, unsafe and reason == "shutdown"
