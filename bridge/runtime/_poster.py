@@ -112,6 +112,7 @@ class Poster:
         self._pending: dict[str, Outgoing] = {}
         self._unsure: set[str] = set()  # withdrawn after a post that may have stored them: check before re-posting
         self._in_flight: dict[str, Outgoing] = {}
+        self._again: dict[str, Outgoing] = {}  # put again while in flight: queued once that post is over, unless posted
         self._wake = anyio.Event()
         self._empty = anyio.Event()
         self._empty.set()
@@ -126,6 +127,7 @@ class Poster:
     def put(self, item: Outgoing) -> None:
         """Queue a result for posting (never blocks)."""
         if item.tool_use_id in self._in_flight:
+            self._again[item.tool_use_id] = item
             return
         self._pending[item.tool_use_id] = item
         if self._empty.is_set():
@@ -135,6 +137,7 @@ class Poster:
     def withdraw(self, tool_use_id: str) -> None:
         """Forget a result not yet being posted (one in flight is checked with `wanted` before any retry)."""
         self._pending.pop(tool_use_id, None)
+        self._again.pop(tool_use_id, None)
         self._check_empty()
 
     async def wait_empty(self) -> None:
@@ -172,12 +175,18 @@ class Poster:
     async def _post_batch(
         self, batch: list[Outgoing], slots: anyio.Semaphore, outcomes: MemoryObjectSendStream[PosterOutcome]
     ) -> None:
+        settled: set[str] = set()
         try:
             for outcome in await self.post(batch):
+                settled.update(outcome.tool_use_ids if isinstance(outcome, Posted) else (outcome.tool_use_id,))
                 await outcomes.send(outcome)
         finally:
             for item in batch:
                 self._in_flight.pop(item.tool_use_id, None)
+                again = self._again.pop(item.tool_use_id, None)
+                if again is not None and item.tool_use_id not in settled:
+                    self._pending[item.tool_use_id] = again  # `wanted` is asked again before it leaves
+                    self._wake.set()
             slots.release()
             self._check_empty()
 
