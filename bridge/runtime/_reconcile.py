@@ -7,7 +7,7 @@ close that gap:
 - **On each idle.** A `session.status_idle` lists, under `requires_action`, every event the session is blocked on.
   Ids the intake has not seen are read from the history: only tool calls and their results, from the newest point
   up to which the history was already read in full (the first read's end, then each sweep's idle), so a sweep
-  costs one small request. What is found goes through the intake's deduplication to the dispatcher, which answers
+  costs one small request. What is found goes through the intake's deduplication to the call table, which answers
   it like any other call (a result found beside it means another client answered it: it is not run).
 - **Periodically.** If the idle itself was skipped, nothing triggers the first check. So a session whose stream
   delivered nothing for a whole `Timeouts.sweep` has its latest status read from the history; a status event the
@@ -57,7 +57,7 @@ class Reconciler:
     Args:
         session_id: The session.
         events: `client.beta.sessions.events` (with the SDK's ordinary retries).
-        intake: The session's intake: what was seen, and the deduplicated way in to the dispatcher.
+        intake: The session's intake: what was seen, and the deduplicated way in to the call table.
         timeouts: `sweep` (the periodic check) and `request`.
         observer: Counts the calls found (`BridgeStats.reconciled`).
         requests: The bridge-wide limiter of API requests in flight.
