@@ -397,7 +397,7 @@ def _server_events(world: World, step: tuple[Any, ...]) -> list[Input]:
     return []
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.lists(action(), min_size=1, max_size=4), max_size=25))
 def test_any_interleaving_keeps_the_invariants(steps: list[list[tuple[Any, ...]]]) -> None:
     """Uses, results, echoes, interrupts, idles, thread ends, duplicates and replays in any order and batching:
