@@ -117,13 +117,17 @@ class Bridge:
             if not self.toolset.is_open:
                 await stack.enter_async_context(self.toolset)
             await stack.enter_async_context(self._scheduler)
-            streams = StreamPools(self.client, self._stream_client)
+            # Every request goes through the one retry policy (`_retry.py`): the SDK's own retries are off, so a
+            # POST is never blindly re-sent and every wait is logged and bounded the same way.
+            api = self.client.with_options(max_retries=0)
+            stream_client = self._stream_client.with_options(max_retries=0) if self._stream_client else None
+            streams = StreamPools(api, stream_client)
             stack.push_async_callback(streams.aclose)
             self._tg = await stack.enter_async_context(anyio.create_task_group())
             self._services = Services(
-                client=self.client,
+                client=api,
                 streams=streams,
-                send_events=self.client.with_options(max_retries=0).beta.sessions.events,
+                send_events=api.beta.sessions.events,
                 toolset=self.toolset,
                 scheduler=self._scheduler,
                 journal=self.journal,
@@ -229,8 +233,10 @@ class Bridge:
             APIAccessError: The key cannot read the agent or its sessions.
             SessionNotFoundError: The agent does not exist.
         """
+        if self._services is None:
+            raise RuntimeError("the Bridge is not running: serve sessions inside `async with Bridge(...) as bridge:`")
         await follow_agent(
-            self.client,
+            self._services.client,
             agent_id,
             lambda session_id: None if self._closing else self.attach(session_id),
             poll_interval=poll_interval or self.timeouts.agent_poll,
@@ -318,7 +324,7 @@ class Bridge:
             [message],
             session_id=session_id,
             send=self._services.send_events,
-            history=self.client.beta.sessions.events,
+            history=self._services.client.beta.sessions.events,
             event=lambda params: params,
             stored_as=stored_as,
             key=lambda params: "mine",

@@ -200,6 +200,7 @@ class Intake:
             "reading the event stream",
             logger,
             log_extra(self.session_id),
+            on_retry=lambda: self._observer.count(Counter.RECONNECTS),
             transient=(_StreamEnded,),
             level=logging.INFO,
         )
@@ -220,7 +221,6 @@ class Intake:
                 except Exception as exc:
                     if self._stopped:
                         break
-                    self._observer.count(Counter.RECONNECTS)
                     await attempts.failed(exc)
 
     async def _catch_up(self, *, backfill: bool) -> None:

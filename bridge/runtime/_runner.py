@@ -58,9 +58,9 @@ logger = logging.getLogger("bridge.session")
 class Services:
     """Everything a session runner borrows from its bridge."""
 
-    client: AsyncAnthropic
+    client: AsyncAnthropic  # the SDK's own retries off: `_retry.py` is the one retry policy
     streams: StreamPools  # where each session's long-lived stream connection comes from
-    send_events: AsyncEvents  # no SDK retries: the poster decides what may be re-sent
+    send_events: AsyncEvents  # where results and messages are posted (`post_once`)
     toolset: Toolset
     scheduler: Scheduler
     journal: Journal
