@@ -45,7 +45,7 @@ async def _sdk_vs_bridge(
     samples = await alternate(ctx.host, arms, spec, reps=reps, post_latency=post_latency, log=ctx.log)
     result = comparison(samples, "sdk", "bridge", reps=reps, notes=notes)
     if floor:
-        result["floor_ratio"] = over_floor(result["arms"])
+        result["floor_ratio"], result["floor_target"] = over_floor(result["arms"]), FLOOR_TARGET
     return result
 
 
