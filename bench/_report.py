@@ -34,7 +34,20 @@ def _turn_cell(arm: dict[str, Any] | None) -> str:
 def _row(key: str, result: dict[str, Any]) -> list[str]:
     name = f"{NAMES.get(key, key)}. {result.get('title', key)}"
     if "error" in result:
-        return [name, "failed", "failed", "n/a", "", "n/a"]
+        return [name, "failed", "failed", "n/a", "", "n/a", ""]
+    return [*_cells(name, result), _floor_cell(result)]
+
+
+def _floor_cell(result: dict[str, Any]) -> str:
+    """Bridge time / floor time for the workloads that ran the floor arm (`bench/turns.py`), else blank."""
+    ratio = result.get("floor_ratio")
+    if ratio is None:
+        return ""
+    floor = result.get("arms", {}).get("floor", {}).get("median_s", float("nan"))
+    return f"**{ratio:.2f}** (floor {_ms(floor)})" if _ok(ratio) else "n/a"
+
+
+def _cells(name: str, result: dict[str, Any]) -> list[str]:
     kind = result.get("kind")
     if kind == "turn":
         arms, ratio, target = result["arms"], result["ratio"], result["target"]
@@ -156,7 +169,7 @@ def render(report: dict[str, Any]) -> str:
     """The markdown report: machine, the comparison table, then the details behind each row."""
     workloads = report["workloads"]
     rows = [_row(key, result) for key, result in workloads.items()]
-    header = ["workload", "SDK `tool_runner`", "tool-bridge", "ratio", "target", "met"]
+    header = ["workload", "SDK `tool_runner`", "tool-bridge", "ratio", "target", "met", "bridge / floor"]
     details = [line for key, result in workloads.items() for line in _details(key, result)]
     return "\n".join(
         [
@@ -167,7 +180,9 @@ def render(report: dict[str, Any]) -> str:
             _table(rows, header),
             "",
             "Ratios are SDK time / bridge time for the same work (= throughput ratio), medians over alternating "
-            "repetitions; times are the agent's, from emitting a turn's calls to receiving the last result.",
+            "repetitions; times are the agent's, from emitting a turn's calls to receiving the last result. "
+            "Bridge / floor is bridge time / the time of an ideal client on the same emulator (one POST per idle, "
+            "no tool code; the 50 ms tool's time waited once), aim <= 1.15.",
             "",
             *details,
         ]

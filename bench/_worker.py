@@ -1,6 +1,6 @@
 """The client process: serves sessions through one side (the SDK's runner, or our Bridge) on command.
 
-`python -m bench._worker --side sdk|bridge` reads one JSON command per line on stdin and answers one JSON line on
+`python -m bench._worker --side sdk|bridge|floor` reads one JSON command per line on stdin and answers one JSON line on
 stdout. Each side runs in a process of its own, apart from the emulator (which lives in the driver, `_host.py`), so
 that what one process measures about itself is its own: peak RSS (`VmHWM`), CPU seconds (`getrusage`), and no
 GIL shared with the server it talks to, as with the real API.
@@ -8,7 +8,7 @@ GIL shared with the server it talks to, as with the real API.
 Commands:
     {"op": "serve", "sessions": [...], "tool_kind": "async", "journal": "memory", "limits": {}}  -> {"serving": true}
         Start serving those sessions (SDK: one `tool_runner` per session in one task group; ours: one Bridge, with
-        `Limits(**limits)`).
+        `Limits(**limits)`; floor: one stream per session, one POST per idle, no tools).
     {"op": "stop"}  -> {"dispatched", "errors", "cpu_s", "rss_kb", "maxrss_kb"}
         Stop serving (cancel the runners / close the Bridge) and report.
     {"op": "journal_micro", "calls": N, "concurrency": [..]}  -> {"rows": [...]}
@@ -165,6 +165,47 @@ async def serve_bridge(
             )
 
 
+async def serve_floor(client: Any, sessions: list[str], stop: anyio.Event, tally: Tally) -> None:
+    """The floor: the least any client must do. Per session, one stream; at each `requires_action` idle, one POST
+    answering every call it lists, with no tool code (no validation, dispatch, journal or per-call task).
+
+    The one concession to the tools is time: a turn of the 50 ms tool is answered 50 ms after its idle (the longest
+    `seconds` among the calls, waited once), since no client can return a tool's result before the tool could have
+    finished, even running every call at once.
+    """
+    from bench._tools import SLEEP_SECONDS
+
+    async def one(session_id: str) -> None:
+        uses: dict[str, float] = {}  # unanswered call id -> the tool's own time
+        stream = await client.beta.sessions.events.stream(session_id)
+        async with stream:
+            async for event in stream:
+                if event.type == "agent.custom_tool_use":
+                    seconds = event.input.get("seconds", SLEEP_SECONDS) if event.name == "sleep" else 0.0
+                    uses[event.id] = float(seconds)
+                    continue
+                if event.type != "session.status_idle" or event.stop_reason.type != "requires_action":
+                    continue
+                due = [i for i in event.stop_reason.event_ids if i in uses]
+                if not due:
+                    continue
+                wait = max(uses[i] for i in due)
+                if wait > 0:
+                    await anyio.sleep(wait)
+                results = [{"type": "user.custom_tool_result", "custom_tool_use_id": i,
+                            "content": [{"type": "text", "text": "ok"}]} for i in due]  # fmt: skip
+                for i in due:
+                    del uses[i]
+                await client.beta.sessions.events.send(session_id, events=results)
+                tally.dispatched += len(due)
+
+    async with anyio.create_task_group() as tg:
+        for session_id in sessions:
+            tg.start_soon(one, session_id)
+        await stop.wait()
+        tg.cancel_scope.cancel()
+
+
 async def journal_micro(calls: int, concurrency: list[int]) -> list[dict[str, float]]:
     """The journal-only microbenchmark from `bench/journal_cost.py` (memory vs SQLite, no HTTP, no tools)."""
     from bench import journal_cost
@@ -237,6 +278,8 @@ async def run_side(client: Any, command: dict[str, Any], stop: anyio.Event, done
         kind: ToolKind = command.get("tool_kind", "async")
         if ARGS.side == "sdk":
             await serve_sdk(client, command["sessions"], kind, stop, tally)
+        elif ARGS.side == "floor":
+            await serve_floor(client, command["sessions"], stop, tally)
         else:
             journal, limits = command.get("journal", "memory"), command.get("limits", {})
             await serve_bridge(client, command["sessions"], kind, journal, limits, stop, tally)
@@ -249,7 +292,7 @@ async def run_side(client: Any, command: dict[str, Any], stop: anyio.Event, done
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench._worker")
-    parser.add_argument("--side", choices=["sdk", "bridge"], required=True)
+    parser.add_argument("--side", choices=["sdk", "bridge", "floor"], required=True)
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--api-key", required=True)
     parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")

@@ -9,6 +9,8 @@ How it measures:
     * The emulator (`bridge.testing.Emulator`, the real HTTP API surface on 127.0.0.1) runs in this process; each side
       runs in its own worker process (`bench/_worker.py`), the SDK's `tool_runner` with `@beta_async_tool` /
       `@beta_tool` tools, or our `Bridge` with the same tools as `@tool`. Both use the same `AsyncAnthropic` setup.
+    * Workloads 1-3 also time a third arm, the floor (`bench/turns.py`): an ideal client, one stream and one POST per
+      `requires_action` idle, no tool code; the report gives bridge time / floor time.
     * Time is the agent's: the scripted agent reads the clock when it emits a turn's calls and when the last result
       has arrived (`bench/_host.py`). Start-up and shutdown of either side are not in it.
     * Each workload alternates the sides (A B, B A, ...) over several repetitions after one warm-up each, and

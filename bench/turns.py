@@ -6,6 +6,11 @@
    result posting); batching results into few POSTs is what the bridge has over the SDK here.
 3. 20 trivial calls with 50 ms added to every `POST /events` (the emulator's latency knob): the SDK pays the latency
    once per call, the bridge about once per batch.
+
+Workloads 1-3 also run a third arm, the **floor** (`_worker.serve_floor`): the least any client must do on the same
+emulator, through the same SDK over HTTP: wait for the `requires_action` idle and answer every call it lists in one
+POST, with no tool code (for workload 1 it waits the tool's 50 ms once, as if every call ran at once). Bridge time /
+floor time is what the bridge costs above that; the aim is within 15% (<= 1.15).
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from bench._context import Context, bridge_available, comparison
 from bench._measure import Arm, alternate
 
 W3_LATENCY = 0.05
+FLOOR_TARGET = 1.15
+NAN = float("nan")
 
 
 async def _sdk_vs_bridge(
@@ -25,6 +32,7 @@ async def _sdk_vs_bridge(
     reps: int,
     tool_kind: str = "async",
     post_latency: float | None = None,
+    floor: bool = True,
 ) -> dict[str, Any]:
     arms = [Arm("sdk", await ctx.worker("sdk"), {"tool_kind": tool_kind})]
     notes = []
@@ -32,8 +40,19 @@ async def _sdk_vs_bridge(
         arms.append(Arm("bridge", await ctx.worker("bridge"), {"tool_kind": tool_kind, "journal": "memory"}))
     else:
         notes.append("bridge.Bridge is not in this checkout yet: SDK side only")
+    if floor:
+        arms.append(Arm("floor", await ctx.worker("floor")))
     samples = await alternate(ctx.host, arms, spec, reps=reps, post_latency=post_latency, log=ctx.log)
-    return comparison(samples, "sdk", "bridge", reps=reps, notes=notes)
+    result = comparison(samples, "sdk", "bridge", reps=reps, notes=notes)
+    if floor:
+        result["floor_ratio"], result["floor_target"] = over_floor(result["arms"]), FLOOR_TARGET
+    return result
+
+
+def over_floor(arms: dict[str, Any]) -> float:
+    """Bridge time / floor time (medians): 1.0 is as fast as any client can be, 1.15 is 15% above it."""
+    bridge, floor = arms.get("bridge", {}).get("median_s", NAN), arms.get("floor", {}).get("median_s", NAN)
+    return float(bridge / floor) if floor == floor and floor > 0 else NAN
 
 
 async def w1(ctx: Context) -> dict[str, Any]:
@@ -53,7 +72,8 @@ async def w2(ctx: Context) -> dict[str, Any]:
 async def w2_sync(ctx: Context) -> dict[str, Any]:
     """200 trivial sync calls (`@beta_tool` / sync `@tool`: a worker thread per call)."""
     ctx.log("w2s: 200 trivial sync calls in one turn")
-    result = await _sdk_vs_bridge(ctx, {"calls": 200, "tool": "noop"}, reps=ctx.reps_for(3, 5), tool_kind="sync")
+    spec = {"calls": 200, "tool": "noop"}
+    result = await _sdk_vs_bridge(ctx, spec, reps=ctx.reps_for(3, 5), tool_kind="sync", floor=False)
     return {"kind": "turn", "title": "200 trivial sync calls, one turn", "target": 5.0, **result}
 
 

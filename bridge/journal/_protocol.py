@@ -22,6 +22,23 @@ history, a lost `posted` or `acked` leads to the history check before any re-pos
 redone by recovery. A durable backend may use this to write them later (the SQLite journal does; the next durable
 transition makes every earlier one durable too).
 
+What a backend must keep, and what it may forget:
+
+- an **unfinished** call (any state but `acked` and `abandoned`), whole, until it finishes, however old: recovery and
+  the outbox read it, and forgetting one would lose a result or run a call twice;
+- a **finished** call's state, for a window the backend documents (a count, an age, or both): inside it, `get()`
+  finds the call finished and `receive()` of the same call returns False, which is how a re-delivered call is
+  recognised as done. Within that window a backend may drop a finished call's input, result and other details
+  before its state (`get()` then returns the record with an empty input, no result and only ids, state and
+  `updated_at` kept);
+- past its window, nothing: `get()` returns None and `receive()` takes the call as new. The runtime therefore never
+  relies on the journal alone to recognise an old call: a history read that re-delivers an answered call also
+  holds its result (a result always follows its call), and the runtime drops the event ids and calls it saw
+  recently; the journal is the backstop behind those (`_memory.py` says how its window was sized).
+
+`MemoryJournal` remembers the last 100,000 finished calls (the last 1,000 whole); the SQLite journal keeps every
+finished call whole for its `retention` age (a week by default). `prune()` forgets finished calls by age in both.
+
 Backends: `MemoryJournal` (tests, embedded use), the SQLite journal (the daemon's default), and later PostgreSQL for
 a fleet (owner ids and fences live behind this same interface). One conformance suite runs against every backend.
 """
@@ -130,7 +147,10 @@ class Journal(Protocol):
         *,
         thread_id: str | None = None,
     ) -> bool:
-        """Record a call as `received` unless it is already known. Returns True when it was new."""
+        """Record a call as `received` unless it is already known. Returns True when it was new.
+
+        "Known" covers every unfinished call and every finished call inside the backend's window.
+        """
 
     async def start(self, session_id: str, tool_use_id: str) -> bool:
         """`received` -> `started`, durable before returning (the tool runs next); increments `attempt`."""
@@ -152,7 +172,10 @@ class Journal(Protocol):
         """Mark unfinished calls (all of the session's when `tool_use_ids` is None) `abandoned`. Returns the count."""
 
     async def get(self, session_id: str, tool_use_id: str) -> CallRecord | None:
-        """The call's current record, or None."""
+        """The call's current record, or None if it was never received or is finished and past the backend's window.
+
+        A finished call may come back without its input and result (see the module docstring).
+        """
 
     async def unfinished(self, session_id: str | None = None) -> list[CallRecord]:
         """Calls not yet `acked` or `abandoned`, in the order they were received: what recovery must look at.

@@ -63,3 +63,15 @@ def test_readme_block_is_replaced_in_place(tmp_path: Path) -> None:
     assert "second" in text
     assert "first" not in text
     assert text.startswith("# x\n\nintro\n")
+
+
+def test_table_shows_bridge_over_floor_for_turn_workloads() -> None:
+    """A turn workload that ran the floor arm shows bridge time / floor time beside the SDK ratio."""
+    report = _report(0.5, 0.06)
+    workload = report["workloads"]["w2"]
+    workload["arms"]["floor"] = summarize([Sample(0.05, 200, 0.01, 1, 0, 0, 0)])
+    workload["floor_ratio"] = 0.06 / 0.05
+    text = render(report)
+    assert "bridge / floor" in text
+    assert "**1.20** (floor 50 ms)" in text
+    assert "**1.20**" not in render(_report(0.5, 0.06)), "no floor arm, no floor cell"

@@ -18,12 +18,28 @@ BACKENDS = ["memory_backend", "sqlite_backend"]
 
 @pytest.fixture
 def memory_backend(tmp_path: Path) -> Backend:
-    return Backend("memory", lambda root: MemoryJournal(), tmp_path, durable=False)
+    return Backend(
+        "memory",
+        lambda root: MemoryJournal(),
+        tmp_path,
+        durable=False,
+        bounded=lambda root, keep_finished, keep_results: MemoryJournal(
+            keep_finished=keep_finished, keep_results=keep_results
+        ),
+        forgets_by_count=True,
+    )
 
 
 @pytest.fixture
 def sqlite_backend(tmp_path: Path) -> Backend:
-    return Backend("sqlite", lambda root: SqliteJournal(root / "journal.db"), tmp_path, durable=True)
+    return Backend(
+        "sqlite",
+        lambda root: SqliteJournal(root / "journal.db"),
+        tmp_path,
+        durable=True,
+        bounded=lambda root, keep_finished, keep_results: SqliteJournal(root / "journal.db"),  # retention is an age
+        forgets_by_count=False,
+    )
 
 
 @pytest.fixture(params=BACKENDS, ids=lambda name: name.removesuffix("_backend"))

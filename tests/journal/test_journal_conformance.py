@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -297,3 +297,72 @@ async def test_every_state_survives_reopen(backend: Backend) -> None:
         assert await reopened.start("s", "received")  # and it carries on from there
     finally:
         await reopened.close()
+
+
+# -- what a backend keeps and what it may forget (the protocol's module docstring) ---------------------------------
+
+KEEP_FINISHED, KEEP_RESULTS = 40, 10
+
+
+async def finish_calls(journal: Journal, count: int, prefix: str = "f") -> list[str]:
+    """Drive `count` new calls to a finished state, acked and abandoned in turn; returns their ids, oldest first."""
+    ids = [f"{prefix}{i}" for i in range(count)]
+    for i, tool_use_id in enumerate(ids):
+        await bring_to(journal, S.ACKED if i % 2 == 0 else S.ABANDONED, tool_use_id=tool_use_id)
+    return ids
+
+
+@pytest.fixture
+async def bounded(backend: Backend) -> AsyncIterator[Journal]:
+    journal = backend.make_bounded(KEEP_FINISHED, KEEP_RESULTS)
+    await journal.open()
+    try:
+        yield journal
+    finally:
+        await journal.close()
+
+
+async def test_unfinished_calls_are_never_forgotten(bounded: Journal) -> None:
+    """However many calls finish after them, unfinished calls keep their whole record, their order, and their key."""
+    for state in UNFINISHED:
+        await bring_to(bounded, state, tool_use_id=state.value)
+    before = await bounded.unfinished()
+    await finish_calls(bounded, 3 * KEEP_FINISHED)
+    assert await bounded.unfinished() == before
+    for record in before:
+        assert await bounded.get("s", record.tool_use_id) == record
+        assert not await bounded.receive("s", record.tool_use_id, "lookup", {})
+
+
+async def test_finished_calls_inside_the_window_are_known(bounded: Journal) -> None:
+    """The last `keep_finished` finished calls are found finished and a re-delivery of one is not new; the last
+    `keep_results` keep their result."""
+    ids = await finish_calls(bounded, KEEP_FINISHED)
+    for i, tool_use_id in enumerate(ids):
+        record = await bounded.get("s", tool_use_id)
+        assert record is not None, tool_use_id
+        assert record.state is (S.ACKED if i % 2 == 0 else S.ABANDONED)
+        if i % 2 == 0 and i >= KEEP_FINISHED - KEEP_RESULTS:
+            assert record.result == RESULT
+            assert dict(record.input) == {"order": 42, "tags": ["a", "b"]}
+    for tool_use_id in ids:
+        assert not await bounded.receive("s", tool_use_id, "lookup", {}), "a re-delivered finished call is not new"
+    assert await bounded.unfinished() == []
+
+
+async def test_finished_calls_past_the_window(bounded: Journal, backend: Backend) -> None:
+    """Past the window the memory journal forgets the oldest finished calls (bounded size); SQLite keeps them
+    until its retention age, which `prune()` applies."""
+    ids = await finish_calls(bounded, KEEP_FINISHED + 15)
+    oldest, newest = ids[:15], ids[15:]
+    for tool_use_id in newest:
+        assert (await state_of(bounded, "s", tool_use_id)).finished
+    if backend.forgets_by_count:
+        assert (await bounded.stats()).calls == KEEP_FINISHED
+        assert [await bounded.get("s", t) for t in oldest] == [None] * 15
+        assert await bounded.receive("s", oldest[0], "lookup", {}), "a forgotten call is taken as new"
+    else:
+        assert (await bounded.stats()).calls == KEEP_FINISHED + 15
+        assert all([(await state_of(bounded, "s", t)).finished for t in oldest])
+        assert await bounded.prune(older_than=0) == KEEP_FINISHED + 15
+        assert await bounded.get("s", oldest[0]) is None
