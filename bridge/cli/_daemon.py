@@ -22,6 +22,7 @@ import dataclasses
 import gc
 import logging
 import signal
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,17 @@ if TYPE_CHECKING:
     from ..tools import Toolset
     from ._config import Config
 
-__all__ = ["ServePlan", "build_limits", "metrics_of", "open_journal", "run_daemon", "serve", "warn_drift"]
+__all__ = [
+    "AbandonedThreads",
+    "ServePlan",
+    "build_limits",
+    "metrics_of",
+    "open_journal",
+    "run_daemon",
+    "serve",
+    "wait_for_threads",
+    "warn_drift",
+]
 
 log = logging.getLogger("bridge.cli")
 
@@ -66,8 +77,10 @@ class ServePlan:
     health_port: int | None = None
 
 
-async def run_daemon(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    """Run `bridge run` with parsed arguments; returns the exit code."""
+async def run_daemon(
+    args: argparse.Namespace, environ: Mapping[str, str], threads: AbandonedThreads | None = None
+) -> int:
+    """Run `bridge run` with parsed arguments; returns the exit code (`threads` learns of abandoned sync tools)."""
     from ._setup import load_config_for, load_tools, make_client
 
     if args.gc_threshold:
@@ -92,7 +105,7 @@ async def run_daemon(args: argparse.Namespace, environ: Mapping[str, str]) -> in
         health_port=health_port,
     )
     async with make_client(args, config, environ) as client:
-        return await serve(client, toolset, journal, plan, console=live_console())
+        return await serve(client, toolset, journal, plan, console=live_console(), threads=threads)
 
 
 async def serve(
@@ -105,11 +118,13 @@ async def serve(
     stop: anyio.Event | None = None,
     handle_signals: bool = True,
     on_call: Callable[[Any], None] | None = None,
+    threads: AbandonedThreads | None = None,
 ) -> int:
     """Serve `plan`'s sessions (and its agent's, new ones included) until `stop` is set, a signal arrives, or every
     explicitly given session has ended; then drain. Returns the exit code (0, or 130 when a second signal aborted).
 
-    `on_call` receives the runtime's `CallEvent`s (the demo prints progress with it).
+    `on_call` receives the runtime's `CallEvent`s (the demo prints progress with it). When sync tools' threads
+    outlive their calls, `threads` names them in a warning at the end (the process cannot exit before they do).
     """
     from ..runtime import Bridge
 
@@ -131,6 +146,9 @@ async def serve(
         )
         async with bridge_cm as bridge:
             shutdown.bridge = bridge
+            threads = threads or AbandonedThreads()
+            threads.sync_tools = {tool.name for tool in toolset if not tool.is_async}
+            bridge.add_listener(threads.observe)
             async with anyio.create_task_group() as tg:
                 health_url = None
                 if plan.health_port is not None:
@@ -166,6 +184,7 @@ async def serve(
                 )
                 await stop.wait()
                 tg.cancel_scope.cancel()
+            threads.closing = True
             if shutdown.aborted:
                 shutdown.abort()
             else:
@@ -175,6 +194,59 @@ async def serve(
         log.info("stopped", extra={"stats": _stats_dict(bridge)})
         outer.cancel_scope.cancel()
     return 130 if shutdown.aborted else 0
+
+
+class AbandonedThreads:
+    """Which sync tools' threads outlived their calls (timed out or cancelled), so the exit can say what it waits for.
+
+    Python cannot stop a thread, and the interpreter waits for a running one at exit: without a word, a stopped
+    daemon seemed to hang. `serve` feeds this tracker the call events; `wait_for_threads` names the tools and lets a
+    second Ctrl-C leave at once. Once the bridge closes, its scheduler stops watching threads (and reports them
+    released), so releases seen while closing are not believed.
+    """
+
+    def __init__(self) -> None:
+        self.sync_tools: set[str] = set()
+        self.pending: dict[tuple[str, str], tuple[str, str]] = {}
+        self.closing = False
+
+    def observe(self, event: Any) -> None:
+        from ..runtime import CallEventKind
+
+        key = (event.session_id, event.tool_use_id)
+        if event.kind in (CallEventKind.TIMED_OUT, CallEventKind.CANCELLED) and event.tool in self.sync_tools:
+            self.pending[key] = (event.tool, event.kind.value.replace("_", " "))
+        elif event.kind is CallEventKind.RELEASED and not self.closing:
+            self.pending.pop(key, None)
+
+    def describe(self) -> str:
+        """The abandoned calls, e.g. `refund (call toolu_1, timed out)`."""
+        calls = ", ".join(f"{tool} (call {call_id}, {why})" for (_, call_id), (tool, why) in self.pending.items())
+        return calls or "a sync tool that outlived its call"
+
+
+def wait_for_threads(threads: AbandonedThreads) -> bool:
+    """Say which threads keep the process from exiting, then join them; False when a SIGINT cut the wait short.
+
+    Runs after the event loop has ended (the default SIGINT handler is back), so a second Ctrl-C lands here.
+    """
+    alive = [t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon]
+    if not alive or not threads.pending:
+        return True
+    try:
+        log.warning(
+            "waiting for %d abandoned sync tool thread(s) to end: %s; Python cannot stop a running thread, so the "
+            "process exits when it returns. Send SIGINT again to exit now.",
+            len(alive),
+            threads.describe(),
+            extra={"abandoned_threads": len(alive), "calls": [call_id for _, call_id in threads.pending]},
+        )
+        for thread in alive:
+            thread.join()
+    except KeyboardInterrupt:
+        return False
+    log.info("every abandoned thread has ended")
+    return True
 
 
 class _Shutdown:

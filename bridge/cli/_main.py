@@ -266,9 +266,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ._daemon import run_daemon
+    from ._daemon import AbandonedThreads, run_daemon, wait_for_threads
 
-    result: int = _run_async(args, run_daemon, args, os.environ)
+    threads = AbandonedThreads()
+    result: int = _run_async(args, run_daemon, args, os.environ, threads)
+    if not wait_for_threads(threads):  # abandoned sync tools, announced by `serve`; a second Ctrl-C leaves them running
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_ABORTED)
     return result
 
 

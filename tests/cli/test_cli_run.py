@@ -22,13 +22,15 @@ from bridge.testing import AgentTurn, Emulator
 
 
 async def script(agent: AgentTurn) -> None:
-    """`add A B` adds; `slow SECONDS MARKER` runs the slow tool (which touches MARKER when it starts); `terminate`."""
+    """`add A B` adds; `slow SECONDS MARKER` / `stuck MARKER` run those tools (they touch MARKER); `terminate`."""
     words = agent.text.split()
     if words[0] == "terminate":
         await agent.terminate()
         return
     if words[0] == "add":
         result = await agent.call_tool("add", {"a": int(words[1]), "b": int(words[2])})
+    elif words[0] == "stuck":
+        result = await agent.call_tool("stuck", {"marker": words[1]})
     else:
         result = await agent.call_tool("slow", {"seconds": float(words[1]), "marker": words[2]})
     await agent.say(("error: " if result.is_error else "") + result.text)
@@ -160,6 +162,32 @@ async def test_run_follows_new_sessions_of_the_agent(
     await api.control.wait_idle(session.id, "end_turn", timeout=10)
     assert last_message(api, session.id).startswith("error: ")  # the cancelled call was still answered
     assert api.control.invariants(session.id).ok
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_stopping_names_the_abandoned_sync_thread_and_a_second_sigint_leaves(
+    api: Emulator, daemon: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    """After SIGINT, a sync tool thread that outlived its deadline is named in a warning; SIGINT again exits 130."""
+    target = SAMPLE.replace(":toolset", ":with_stuck")
+    client, agent_id, env_id = make_agent(api, target)
+    session = client.beta.sessions.create(agent=agent_id, environment_id=env_id)
+    bridge = daemon(target, "--session", session.id, "--journal", "memory")
+    bridge.wait_for("bridge ready")
+    marker = tmp_path / "stuck"
+    say(client, session.id, f"stuck {marker}")
+    await api.control.wait_idle(session.id, "end_turn", timeout=10)
+    assert "timed out" in last_message(api, session.id)  # answered at its deadline; the thread still runs
+    try:
+        bridge.send(signal.SIGINT)
+        waiting = bridge.wait_for("waiting for 1 abandoned sync tool thread(s) to end: stuck (call ")
+        assert waiting["level"] == "warning"
+        assert "Send SIGINT again to exit now" in waiting["message"]
+        assert bridge.proc.poll() is None  # still waiting for the thread, and it said so
+        assert bridge.stop(signal.SIGINT) == 130  # leaves now; the thread would have run until MARKER went
+    finally:
+        marker.unlink(missing_ok=True)
 
 
 def test_run_exits_0_when_every_session_given_has_ended(cli: Any, api: Emulator) -> None:
