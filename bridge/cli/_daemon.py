@@ -35,6 +35,7 @@ from .._errors import ConfigError
 from ..agents import diff_tools, fetch_agent_tools
 from ..journal import Journal, MemoryJournal
 from ..runtime import Limits, Timeouts
+from ._config import build_limits
 from ._console import Console, format_status, live_console
 from ._health import HealthServer
 
@@ -301,34 +302,6 @@ async def warn_drift(client: AsyncAnthropic, agent_id: str, definitions: Sequenc
             agent_id,
             extra={"agent": agent_id, "drift": [f"{c.kind} {c.name}" for c in diff.changes]},
         )
-
-
-def build_limits(
-    limits: Mapping[str, Any], timeouts: Mapping[str, Any], *, max_concurrency: int | None = None
-) -> tuple[Limits, Timeouts]:
-    """`Limits` and `Timeouts` from bridge.toml's [limits] / [timeouts] and --max-concurrency.
-
-    Raises:
-        ConfigError: Listing every unknown name and every invalid value of both tables.
-    """
-    problems: list[str] = []
-    built: list[Any] = []
-    overrides = {"max_concurrency": max_concurrency} if max_concurrency is not None else {}
-    for cls, table, section, noun in ((Limits, limits, "limits", "limit"), (Timeouts, timeouts, "timeouts", "timeout")):
-        known = sorted(f.name for f in dataclasses.fields(cls))
-        unknown = sorted(set(table) - set(known))
-        problems.extend(f"{section}.{key}: unknown {noun} (known: {', '.join(known)})" for key in unknown)
-        values = {k: v for k, v in table.items() if k in known}
-        if cls is Limits:
-            values.update(overrides)
-        try:
-            built.append(cls(**values))
-        except ConfigError as exc:
-            problems.extend(f"{section}: {p}" for p in exc.problems)
-            built.append(cls())
-    if problems:
-        raise ConfigError(problems)
-    return built[0], built[1]
 
 
 def open_journal(choice: str | None, state_dir: Path | None, config: Config) -> tuple[Journal, str]:

@@ -28,6 +28,7 @@ from .._errors import (
     ConfigError,
     DefinitionError,
     JournalError,
+    JournalLockedError,
     OperatorError,
     SessionNotFoundError,
     TransportError,
@@ -211,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         if code == EXIT_FAILURE:
             log.error("unexpected error: %s", error, exc_info=error)
-        _error(str(error) or type(error).__name__)
+        _error(cli_message(error))
         return code
     finally:
         console.close_status()
@@ -223,6 +224,18 @@ def primary_error(exc: BaseException) -> BaseException:
         return exc
     leaves = [primary_error(inner) for inner in exc.exceptions]
     return next((leaf for leaf in leaves if exit_code_for(leaf) not in (None, EXIT_FAILURE)), leaves[0])
+
+
+def cli_message(error: BaseException) -> str:
+    """The error's text for a command-line user: library advice (keyword arguments) becomes the CLI's options."""
+    text = str(error) or type(error).__name__
+    if isinstance(error, JournalLockedError):
+        holder = text.split("; only one process", 1)[0]
+        return (
+            f"{holder}; only one process may use a SQLite journal at a time. Stop that bridge, or give this one its "
+            "own journal: --state-dir DIR, --journal PATH, or [journal] path in bridge.toml."
+        )
+    return text
 
 
 def exit_code_for(exc: BaseException) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -228,6 +229,8 @@ def test_a_journal_held_by_another_bridge_exits_6(cli: Any, tmp_path: Path) -> N
         lock.release()
     assert done.returncode == 6
     assert "journal.db is in use by this process" in done.stderr
+    assert "--state-dir DIR, --journal PATH" in done.stderr  # the CLI's way out, not the library's keyword
+    assert "wait_for_lock" not in done.stderr
 
 
 @pytest.mark.parametrize(
@@ -261,3 +264,13 @@ def test_run_as_subprocess_with_a_bad_target_exits_3(run_bridge: Any) -> None:
     assert done.returncode == 3
     assert "bridge: error: TARGET 'nope.module:tools'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_unreachable_api_exits_5_naming_the_url(cli: Any) -> None:
+    """When nothing listens at the API's URL, the error says which URL was tried (a wrong base_url is the usual cause)."""
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    done = cli("run", SAMPLE, "--agent", "agent_x", "--emulator", url, "--journal", "memory")
+    assert done.returncode == 5
+    assert f"the API at {url}/ could not be reached" in done.stderr
