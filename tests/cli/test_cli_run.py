@@ -267,7 +267,7 @@ def test_run_as_subprocess_with_a_bad_target_exits_3(run_bridge: Any) -> None:
 
 
 def test_an_unreachable_api_exits_5_naming_the_url(cli: Any) -> None:
-    """When nothing listens at the API's URL, the error says which URL was tried (a wrong base_url is the usual cause)."""
+    """With nothing listening at the API URL, the error names the URL it tried (a wrong base_url is the usual cause)."""
     with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
         probe.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{probe.getsockname()[1]}"
