@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bench._measure import Sample, percentile, summarize
 from bench._report import END, START, render, update_readme
+from bench.run import output, parse_args
 
 
 def _report(sdk_s: float, bridge_s: float) -> dict[str, Any]:
@@ -63,3 +67,17 @@ def test_readme_block_is_replaced_in_place(tmp_path: Path) -> None:
     assert "second" in text
     assert "first" not in text
     assert text.startswith("# x\n\nintro\n")
+
+
+def test_the_report_prints_tables_and_json_only_when_asked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --json stdout is the markdown table; a bare --json prints JSON instead; --json FILE writes it too."""
+    report = _report(0.5, 0.05)
+    output(report, parse_args(["--quick"]))
+    table = capsys.readouterr().out
+    assert "| " in table
+    assert "{" not in table
+    output(report, parse_args(["--quick", "--json"]))
+    assert json.loads(capsys.readouterr().out)["workloads"]["w2"]["ratio"] == 10.0
+    output(report, parse_args(["--quick", "--json", str(tmp_path / "r.json")]))
+    assert capsys.readouterr().out == table
+    assert json.loads((tmp_path / "r.json").read_text())["command"] == "python bench/run.py"
