@@ -49,7 +49,6 @@ __all__ = [
     "AbandonedThreads",
     "ServePlan",
     "build_limits",
-    "metrics_of",
     "open_journal",
     "run_daemon",
     "serve",
@@ -153,8 +152,15 @@ async def serve(
             async with anyio.create_task_group() as tg:
                 health_url = None
                 if plan.health_port is not None:
+                    from ..telemetry import PrometheusMetrics
+
+                    try:
+                        metrics = PrometheusMetrics(bridge.stats)
+                    except ImportError as exc:
+                        raise ConfigError(f"--health-port serves /metrics: {exc}") from None
+                    bridge.add_listener(metrics.observe)
                     server = HealthServer(
-                        lambda: metrics_of(bridge.stats()),
+                        metrics.exposition,
                         status=lambda: "draining" if stop.is_set() else "ok",
                         host=plan.health_host,
                         port=plan.health_port,
@@ -331,40 +337,6 @@ async def _status_loop(bridge: Any, console: Console) -> None:
     while True:
         console.status(format_status(_stats_dict(bridge)))
         await anyio.sleep(STATUS_REFRESH)
-
-
-_GAUGES = {"sessions": "sessions", "running": "calls_running", "queued": "calls_queued"}
-_COUNTERS = {
-    "received": "calls_received_total",
-    "finished": "calls_finished_total",
-    "failed": "calls_failed_total",
-    "timed_out": "calls_timed_out_total",
-    "cancelled": "calls_cancelled_total",
-    "posted": "results_posted_total",
-    "dropped": "results_dropped_total",
-    "posts": "posts_total",
-    "post_retries": "post_retries_total",
-    "duplicates_prevented": "duplicates_prevented_total",
-    "reconnects": "reconnects_total",
-    "reconciled": "calls_reconciled_total",
-}
-
-
-def metrics_of(stats: Any) -> dict[str, Any]:
-    """`BridgeStats` under Prometheus names: gauges, `_total` counters, latency quantiles in seconds."""
-    values = (
-        {f.name: getattr(stats, f.name) for f in dataclasses.fields(stats)} if dataclasses.is_dataclass(stats) else {}
-    )
-    metrics: dict[str, Any] = {new: values[old] for old, new in _GAUGES.items() if old in values}
-    metrics["abandoned_threads"] = values.get("abandoned_threads", 0)
-    metrics.update({new: values[old] for old, new in _COUNTERS.items() if old in values})
-    for name in ("call_latency", "answer_latency"):
-        latency = values.get(name)
-        if latency is not None:
-            quantiles = {"0.5": latency.p50, "0.95": latency.p95, "0.99": latency.p99, "1": latency.max}
-            metrics[f"{name}_seconds"] = quantiles
-            metrics[f"{name}_samples"] = latency.count
-    return metrics
 
 
 def _stats_dict(bridge: Any) -> dict[str, Any]:

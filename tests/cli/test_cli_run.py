@@ -109,9 +109,9 @@ async def test_run_serves_a_session_and_drains_on_sigterm(
 
     assert json.loads(await fetch(f"{ready['health']}/healthz")) == {"status": "ok"}
     metrics = (await fetch(f"{ready['health']}/metrics")).splitlines()
-    assert "bridge_sessions 1" in metrics
-    assert "bridge_calls_finished_total 1" in metrics
-    assert any(line.startswith('bridge_call_latency_seconds{quantile="0.99"} ') for line in metrics)
+    assert "bridge_sessions 1.0" in metrics
+    assert 'bridge_calls_total{outcome="finished",tool="add"} 1.0' in metrics
+    assert 'bridge_call_duration_seconds_count{tool="add"} 1.0' in metrics
 
     marker = tmp_path / "started"
     say(client, session.id, f"slow 1.0 {marker}")
