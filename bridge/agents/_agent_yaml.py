@@ -4,17 +4,17 @@ The file is the agent's create body in YAML: `name`, `model`, `system`, `tools` 
 keeps there). `bridge sync --write` writes one, or updates the custom tools of an existing one in place of the old,
 keeping every other key and every non-custom tool.
 
-Why no YAML library: the shape is fixed JSON data, the output must be deterministic so that a re-sync shows a clean
-`git diff`, and the daemon should not grow a dependency for one subcommand. `dump` writes block style with literal
-blocks for multi-line text; `load` reads that back plus what people write by hand in such files (comments, quoted and
-plain scalars, `|`/`>` blocks, flow lists and maps like `required: [city]`). Anchors, tags and multi-document streams
-are refused with a clear message rather than misread.
+`ruamel.yaml` (the `yaml` extra) reads and writes them in round-trip mode: what `load` returns is a dict that
+remembers its comments, key order and quoting, so `dump` of a loaded-then-edited document keeps the user's comments
+and layout; only what changed is rewritten. New text is written deterministically in block style, with literal
+blocks for multi-line strings and quotes on strings that YAML 1.1 readers would take for something else (`yes`,
+`on`, `1.0`), so a re-sync shows a clean `git diff` whichever YAML reader the `ant` CLI uses. Anchors, aliases, tags
+and multi-document streams are refused with a clear message rather than silently expanded.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
+import io
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -23,370 +23,144 @@ from .._errors import ConfigError
 
 __all__ = ["dump", "load"]
 
-_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
-_PLAIN_VALUE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-/ ,()']*$")
-_RESERVED = {"true", "false", "null", "yes", "no", "on", "off", "y", "n", "~"}
-_INT = re.compile(r"^[-+]?[0-9]+$")
-_FLOAT = re.compile(r"^[-+]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][-+]?[0-9]+)?$")
+# Plain scalars a YAML 1.1 reader would not read back as the same string.
+_YAML11_SPECIAL = re.compile(
+    r"^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF|null|Null|NULL|~|"
+    r"[-+]?(?:[0-9][0-9_]*)?\.?[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)|"
+    r"0x[0-9a-fA-F_]+|0o?[0-7_]+|0b[01_]+|[0-9][0-9_]*(?::[0-5]?[0-9])+)$"
+)
+
+
+def _yaml() -> Any:
+    try:
+        from ruamel.yaml import YAML
+    except ImportError:
+        raise ConfigError("agent YAML files need ruamel.yaml: pip install 'tool-bridge[yaml]'") from None
+    yaml = YAML(typ="rt")
+    yaml.default_flow_style = False
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096  # never fold long lines: a description stays one line, a diff stays one line
+    yaml.preserve_quotes = True
+    yaml.allow_duplicate_keys = False
+    yaml.representer.add_representer(type(None), _represent_null)  # `null`, not an empty value with a trailing space
+    return yaml
+
+
+def _represent_null(representer: Any, _: None) -> Any:
+    return representer.represent_scalar("tag:yaml.org,2002:null", "null")
 
 
 def dump(data: Mapping[str, Any], *, header: str | None = None) -> str:
-    """Serialise a JSON-like mapping as block-style YAML, deterministically (key order is kept)."""
-    lines = [f"# {line}".rstrip() for line in header.splitlines()] if header else []
-    lines.extend(_dump_mapping(data, 0))
-    return "\n".join(lines) + "\n"
+    """Serialise a mapping as block-style YAML, deterministically (key order is kept).
+
+    A document that came from `load` keeps its comments and formatting. `header` becomes a comment at the top of a
+    document that has none yet (so a re-written file does not pile up headers).
+    """
+    yaml = _yaml()
+    document = _to_commented(data)
+    if header and not _has_start_comment(document):
+        document.yaml_set_start_comment(header)
+    stream = io.StringIO()
+    yaml.dump(document, stream)
+    return stream.getvalue()
 
 
-def _dump_mapping(data: Mapping[str, Any], indent: int) -> list[str]:
-    pad = " " * indent
-    lines: list[str] = []
-    for key, value in data.items():
-        head = f"{pad}{_key(str(key))}:"
-        if isinstance(value, Mapping) and value:
-            lines.append(head)
-            lines.extend(_dump_mapping(value, indent + 2))
-        elif isinstance(value, list) and value:
-            lines.append(head)
-            lines.extend(_dump_sequence(value, indent + 2))
-        elif isinstance(value, str) and _is_block(value):
-            lines.extend(_block(head, value, indent + 2))
-        else:
-            lines.append(f"{head} {_scalar(value)}")
-    return lines
+def _has_start_comment(document: Any) -> bool:
+    comment = getattr(document, "ca", None)
+    return bool(comment is not None and comment.comment and comment.comment[1])
 
 
-def _dump_sequence(items: list[Any], indent: int) -> list[str]:
-    pad = " " * indent
-    lines: list[str] = []
-    for item in items:
-        if isinstance(item, Mapping) and item:
-            inner = _dump_mapping(item, indent + 2)
-            lines.append(f"{pad}- {inner[0].lstrip()}")
-            lines.extend(inner[1:])
-        elif isinstance(item, list) and item:
-            lines.append(f"{pad}- {json.dumps(item, ensure_ascii=False)}")
-        elif isinstance(item, str) and _is_block(item):
-            lines.extend(_block(f"{pad}-", item, indent + 2))
-        else:
-            lines.append(f"{pad}- {_scalar(item)}")
-    return lines
+def _to_commented(value: Any) -> Any:
+    """Plain JSON-like data as ruamel's round-trip types, with strings styled so they read back unchanged."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString, LiteralScalarString
+
+    if isinstance(value, Mapping):
+        out = value if isinstance(value, CommentedMap) else CommentedMap()
+        for key, item in list(value.items()):
+            out[key] = _to_commented(item)
+        return out
+    if isinstance(value, list):
+        seq = value if isinstance(value, CommentedSeq) else CommentedSeq()
+        items = [_to_commented(item) for item in value]
+        seq[:] = items
+        return seq
+    if isinstance(value, str) and type(value) is str:
+        if "\n" in value.rstrip("\n") and _literal_safe(value):
+            return LiteralScalarString(value)
+        if _YAML11_SPECIAL.fullmatch(value):
+            return DoubleQuotedScalarString(value)
+    return value
 
 
-def _is_block(text: str) -> bool:
-    return "\n" in text.rstrip("\n") and not text.startswith((" ", "\n")) and _printable(text)
-
-
-def _printable(text: str) -> bool:
+def _literal_safe(text: str) -> bool:
+    """Whether a literal block reproduces `text` exactly (no tabs or trailing spaces, no leading blank/indent)."""
+    if text.startswith((" ", "\n")):
+        return False
     return all(ch == "\n" or (ch.isprintable() and ch not in "\t\r") for ch in text) and not any(
         line.endswith(" ") for line in text.split("\n")
     )
 
 
-def _block(head: str, text: str, indent: int) -> list[str]:
-    body = text.rstrip("\n")
-    trailing = len(text) - len(body)
-    chomp = "-" if trailing == 0 else ("" if trailing == 1 else "+")
-    pad = " " * indent
-    lines = [f"{head} |{chomp}"]
-    lines.extend(f"{pad}{line}" if line else "" for line in body.split("\n"))
-    lines.extend([""] * (trailing - 1 if trailing > 1 else 0))
-    return lines
-
-
-def _key(key: str) -> str:
-    return key if _PLAIN_KEY.fullmatch(key) and key.lower() not in _RESERVED else json.dumps(key, ensure_ascii=False)
-
-
-def _scalar(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return json.dumps(value)
-    if isinstance(value, Mapping):
-        return "{}"
-    if isinstance(value, list):
-        return "[]"
-    text = str(value)
-    if _PLAIN_VALUE.fullmatch(text) and text.lower() not in _RESERVED and not text.endswith(" "):
-        return text
-    return json.dumps(text, ensure_ascii=False)
-
-
 def load(text: str, *, source: str = "<yaml>") -> dict[str, Any]:
-    """Parse an agent YAML file into a dict.
+    """Parse an agent YAML file into a dict that remembers its comments and key order (for `dump`).
 
     Raises:
-        ConfigError: The text is not a mapping, or uses YAML this reader does not support (with the line number).
+        ConfigError: The text is not YAML, not a mapping, or uses anchors, aliases, tags or several documents (with
+            the line number).
     """
-    reader = _Reader(text, source)
-    if not reader.lines:
-        return {}
-    value = reader.block(reader.lines[0][0])
-    if reader.pos < len(reader.lines):
-        reader.fail("unexpected indentation")
-    if not isinstance(value, dict):
-        reader.fail("an agent file must be a mapping (name: ..., model: ..., tools: ...)", line=reader.lines[0][2])
-    document: dict[str, Any] = value
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    yaml = _yaml()
+    _refuse_unsupported(yaml, text, source)
+    try:
+        documents = list(yaml.load_all(text))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        problem = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        raise ConfigError(f"{source}:{line}: {_plain(problem)}") from None
+    except YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {_plain(str(exc))}") from None
+    if len(documents) > 1:
+        line = _second_document_line(text)
+        raise ConfigError(f"{source}:{line}: several YAML documents in one file are not supported")
+    document = documents[0] if documents else None
+    if document is None:
+        return _to_commented({})  # type: ignore[no-any-return]
+    if not isinstance(document, dict):
+        raise ConfigError(f"{source}:1: an agent file must be a mapping (name: ..., model: ..., tools: ...)")
     return document
 
 
-class _Reader:
-    """An indentation-driven recursive-descent reader over (indent, text, line number) triples."""
+def _refuse_unsupported(yaml: Any, text: str, source: str) -> None:
+    """Anchors, aliases and tags would be expanded or typed silently: refuse them, naming the line."""
+    from ruamel.yaml.error import YAMLError
+    from ruamel.yaml.events import AliasEvent, CollectionStartEvent, ScalarEvent
 
-    def __init__(self, text: str, source: str) -> None:
-        self.source = source
-        self.raw = text.splitlines()
-        self.lines: list[tuple[int, str, int]] = []
-        self.pos = 0
-        for number, line in enumerate(self.raw, 1):
-            stripped = line.strip()
-            if not stripped or stripped.startswith("#") or stripped in ("---", "..."):
-                if stripped == "---" and self.lines:
-                    self.fail("several YAML documents in one file are not supported", line=number)
-                continue
-            if "\t" in line[: len(line) - len(line.lstrip())]:
-                self.fail("tabs are not allowed for indentation", line=number)
-            self.lines.append((len(line) - len(line.lstrip(" ")), stripped, number))
-
-    def fail(self, message: str, *, line: int | None = None) -> Any:
-        if line is None:
-            line = self.lines[min(self.pos, len(self.lines) - 1)][2] if self.lines else 1
-        raise ConfigError(f"{self.source}:{line}: {message}")
-
-    def block(self, indent: int) -> Any:
-        _, text, _ = self.lines[self.pos]
-        if text == "-" or text.startswith("- "):
-            return self.sequence(indent)
-        return self.mapping(indent)
-
-    def mapping(self, indent: int, first: str | None = None) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        while self.pos < len(self.lines):
-            line_indent, text, number = self.lines[self.pos]
-            if first is not None:
-                text, first = first, None
-            elif line_indent != indent:
-                if line_indent > indent:
-                    self.fail("unexpected indentation")
-                break
-            elif text == "-" or text.startswith("- "):
-                break
-            key, rest = self.split_key(text, number)
-            if key in result:
-                self.fail(f"duplicate key {key!r}", line=number)
-            self.pos += 1
-            result[key] = self.value_after(rest, indent, number, in_mapping=True)
-        return result
-
-    def sequence(self, indent: int) -> list[Any]:
-        result: list[Any] = []
-        while self.pos < len(self.lines):
-            line_indent, text, number = self.lines[self.pos]
-            if line_indent != indent or not (text == "-" or text.startswith("- ")):
-                if line_indent > indent:
-                    self.fail("unexpected indentation")
-                break
-            rest = text[1:].lstrip(" ")
-            item_indent = indent + (len(text) - len(rest))
-            if rest and not rest.startswith(("'", '"', "[", "{", "|", ">")) and self.find_colon(rest) is not None:
-                result.append(self.mapping(item_indent, first=rest))  # "- key: value" opens a mapping
-            else:
-                self.pos += 1
-                result.append(self.value_after(rest, indent, number, in_mapping=False))
-        return result
-
-    def value_after(self, rest: str, indent: int, number: int, *, in_mapping: bool) -> Any:
-        rest = _strip_comment(rest)
-        if rest.startswith(("&", "*", "!")):
-            self.fail("anchors, aliases and tags are not supported", line=number)
-        if rest[:1] in ("|", ">") and re.fullmatch(r"[|>][-+]?", rest):
-            return self.block_scalar(rest, indent, number)
-        if rest:
-            return _parse_scalar_or_flow(rest, lambda m: self.fail(m, line=number))
-        if self.pos < len(self.lines):
-            next_indent, next_text, _ = self.lines[self.pos]
-            if next_indent > indent:
-                return self.block(next_indent)
-            if in_mapping and next_indent == indent and (next_text == "-" or next_text.startswith("- ")):
-                return self.sequence(indent)  # "key:\n- item": YAML allows the dash at the key's indentation
-        return None
-
-    def block_scalar(self, header: str, indent: int, number: int) -> str:
-        body: list[str] = []
-        raw_index = number  # self.raw is 0-based, so this is the line after the header
-        block_indent: int | None = None
-        while raw_index < len(self.raw):
-            line = self.raw[raw_index]
-            if line.strip():
-                line_indent = len(line) - len(line.lstrip(" "))
-                if line_indent <= indent:
-                    break
-                block_indent = line_indent if block_indent is None else block_indent
-                if line_indent < block_indent:
-                    break
-                body.append(line[block_indent:])
-            else:
-                body.append("")
-            raw_index += 1
-        while self.pos < len(self.lines) and self.lines[self.pos][2] <= raw_index:
-            self.pos += 1
-        trailing = 0
-        while body and body[-1] == "":
-            body.pop()
-            trailing += 1
-        text = _fold(body) if header[0] == ">" else "\n".join(body)
-        chomp = header[1:]
-        if chomp == "-" or not body:
-            return text
-        return text + "\n" * (trailing + 1 if chomp == "+" else 1)
-
-    def split_key(self, text: str, number: int) -> tuple[str, str]:
-        colon = self.find_colon(text)
-        if colon is None:
-            self.fail(f"expected 'key: value', got {text!r}", line=number)
-            raise AssertionError  # pragma: no cover
-        raw_key = text[:colon].strip()
-        if raw_key.startswith(('"', "'")):
-            key = _parse_scalar_or_flow(raw_key, lambda m: self.fail(m, line=number))
-        else:
-            key = raw_key
-        return str(key), text[colon + 1 :].strip()
-
-    @staticmethod
-    def find_colon(text: str) -> int | None:
-        """Index of the `:` ending a mapping key (followed by a space or the end), outside quotes."""
-        quote: str | None = None
-        for i, ch in enumerate(text):
-            if quote:
-                if ch == quote and (quote == "'" or text[i - 1] != "\\"):
-                    quote = None
-            elif ch in "'\"" and i == 0:
-                quote = ch
-            elif ch == "#" and i > 0 and text[i - 1] == " ":
-                return None
-            elif ch == ":" and (i + 1 == len(text) or text[i + 1] == " "):
-                return i
-        return None
+    try:
+        for event in yaml.parse(io.StringIO(text)):
+            anchored = isinstance(event, ScalarEvent | CollectionStartEvent) and (
+                event.anchor is not None or (event.tag is not None and not _implicit(event))
+            )
+            if isinstance(event, AliasEvent) or anchored:
+                line = event.start_mark.line + 1
+                raise ConfigError(f"{source}:{line}: anchors, aliases and tags are not supported")
+    except YAMLError:
+        return  # a syntax error: `load` reports it with its own line number
 
 
-def _fold(lines: list[str]) -> str:
-    """YAML folding: a single line break becomes a space, each blank line a newline."""
-    text = lines[0] if lines else ""
-    for previous, line in itertools.pairwise(lines):
-        if not line:
-            text += "\n"
-        elif not previous or line.startswith(" ") or previous.startswith(" "):
-            text += ("\n" if previous else "") + line
-        else:
-            text += " " + line
-    return text
+def _implicit(event: Any) -> bool:
+    implicit = getattr(event, "implicit", None)
+    if isinstance(implicit, tuple):
+        return any(implicit)
+    return bool(implicit)
 
 
-def _strip_comment(text: str) -> str:
-    quote: str | None = None
-    for i, ch in enumerate(text):
-        if quote:
-            if ch == quote and (quote == "'" or text[i - 1] != "\\"):
-                quote = None
-        elif ch in "'\"":
-            quote = ch
-        elif ch == "#" and (i == 0 or text[i - 1] == " "):
-            return text[:i].rstrip()
-    return text.strip()
+def _second_document_line(text: str) -> int:
+    starts = [n for n, line in enumerate(text.splitlines(), 1) if line.startswith("---")]
+    return starts[1] if len(starts) > 1 else (starts[0] if starts else 1)
 
 
-def _parse_scalar_or_flow(text: str, fail: Any) -> Any:
-    parser = _Flow(text, fail)
-    value = parser.value(top=True)
-    parser.skip_spaces()
-    if parser.i != len(text):
-        fail(f"unexpected text after a value: {text[parser.i :]!r}")
-    return value
-
-
-class _Flow:
-    """Flow values: quoted strings, plain scalars and `[...]` / `{...}` collections (JSON is a subset)."""
-
-    def __init__(self, text: str, fail: Any) -> None:
-        self.text = text
-        self.i = 0
-        self.fail = fail
-
-    def skip_spaces(self) -> None:
-        while self.i < len(self.text) and self.text[self.i] == " ":
-            self.i += 1
-
-    def value(self, *, top: bool = False) -> Any:
-        self.skip_spaces()
-        ch = self.text[self.i : self.i + 1]
-        if ch == "[":
-            return self.collection("]")
-        if ch == "{":
-            return self.collection("}")
-        if ch == '"':
-            end = self.i + 1
-            while end < len(self.text) and self.text[end] != '"':
-                end += 2 if self.text[end] == "\\" else 1
-            try:
-                value = json.loads(self.text[self.i : end + 1])
-            except json.JSONDecodeError:
-                self.fail(f"bad double-quoted string: {self.text[self.i : end + 1]!r}")
-            self.i = end + 1
-            return value
-        if ch == "'":
-            end = self.i + 1
-            while end < len(self.text) and not (self.text[end] == "'" and self.text[end + 1 : end + 2] != "'"):
-                end += 2 if self.text[end] == "'" else 1
-            if end >= len(self.text):
-                self.fail("unterminated single-quoted string")
-            value = self.text[self.i + 1 : end].replace("''", "'")
-            self.i = end + 1
-            return value
-        stops = "" if top else ",]}"
-        start = self.i
-        while self.i < len(self.text) and self.text[self.i] not in stops:
-            if not top and self.text[self.i] == ":" and self.text[self.i + 1 : self.i + 2] in (" ", ""):
-                break
-            self.i += 1
-        return _resolve_plain(self.text[start : self.i].strip())
-
-    def collection(self, close: str) -> Any:
-        self.i += 1
-        items: list[Any] = []
-        mapping: dict[str, Any] = {}
-        while True:
-            self.skip_spaces()
-            if self.text[self.i : self.i + 1] == close:
-                self.i += 1
-                return mapping if close == "}" else items
-            if self.i >= len(self.text):
-                self.fail(f"unclosed flow collection (expected {close!r}); keep flow collections on one line")
-            item = self.value()
-            self.skip_spaces()
-            if close == "}":
-                if self.text[self.i : self.i + 1] != ":":
-                    self.fail("expected ':' in a flow mapping")
-                self.i += 1
-                mapping[str(item)] = self.value()
-            else:
-                items.append(item)
-            self.skip_spaces()
-            if self.text[self.i : self.i + 1] == ",":
-                self.i += 1
-
-
-def _resolve_plain(text: str) -> Any:
-    lowered = text.lower()
-    if lowered in ("null", "~", ""):
-        return None
-    if lowered == "true":
-        return True
-    if lowered == "false":
-        return False
-    if _INT.fullmatch(text):
-        return int(text)
-    if _FLOAT.fullmatch(text):
-        return float(text)
-    return text
+def _plain(message: str) -> str:
+    return " ".join(message.split())

@@ -243,7 +243,8 @@ class _mapped:
         if isinstance(exc, anthropic.NotFoundError):
             raise SessionNotFoundError(f"{self.what} does not exist: {message}") from exc
         if isinstance(exc, anthropic.APIConnectionError | anthropic.InternalServerError):
-            raise TransportError(f"{self.what}: the API could not be reached: {message}") from exc
+            where = f" at {exc.request.url.copy_with(path='/', query=None)}" if exc.request is not None else ""
+            raise TransportError(f"{self.what}: the API{where} could not be reached: {message}") from exc
         if isinstance(exc, anthropic.APIStatusError):
             raise OperatorError(f"{self.what}: the API refused the request ({exc.status_code}): {message}") from exc
 

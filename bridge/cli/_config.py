@@ -26,7 +26,8 @@ port = 9464
 use = "toolkits.database:sqlite_toolset"
 path = "shop.db"                      # every other key is an argument of the factory
 prefix = "shop"                       # a factory taking `prefix` gets it; else Toolset.with_prefix
-dsn = { env = "PG_DSN" }              # secrets come from the environment, never from the file
+dsn = { env = "PG_DSN" }              # secrets come from the environment, never from the file (a plain
+                                      # `password`/`token`/`api_key`/... value or a URL with a password is refused)
 ```
 
 The loader checks everything it can before anything runs and raises one `ConfigError` that lists every problem, so
@@ -36,7 +37,9 @@ the CLI: it is handed the environment explicitly (library code never reads envir
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,8 +47,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .._errors import ConfigError
+from ..runtime import Limits, Timeouts
 
-__all__ = ["Config", "JournalSpec", "Secret", "ToolsetSpec", "load_config", "parse_config"]
+__all__ = ["Config", "JournalSpec", "Secret", "ToolsetSpec", "build_limits", "load_config", "parse_config"]
 
 _TOP_KEYS = (
     "agent",
@@ -61,6 +65,9 @@ _TOP_KEYS = (
 )
 _TOOLSET_KEYS = ("use", "prefix")
 _JOURNAL_BACKENDS = ("sqlite", "memory")
+# Option names that hold secrets, and URLs with a password (`postgresql://user:pw@host/db`): refused as plain values.
+_SECRET_NAME = re.compile(r"(password|passwd|secret|token|api_?key|credential|private_?key)", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@:\s]*:[^/@\s]+@", re.IGNORECASE)
 
 
 class Secret:
@@ -133,7 +140,7 @@ class Config:
     journal: JournalSpec = field(default_factory=JournalSpec)
     health_port: int | None = None
     health_host: str | None = None
-    api_key: Secret | str | None = None
+    api_key: Secret | None = None
     base_url: str | None = None
     source: Path | None = None
 
@@ -174,11 +181,15 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str], *, source:
 
     api = checker.table(data, "api")
     checker.unknown(api, "api", ("api_key", "base_url"))
-    api_key = checker.secret_or_string(api, "api.api_key")
+    api_key = checker.secret(api, "api.api_key")
     base_url = checker.string(api, "api.base_url")
 
     limits = checker.numbers(data, "limits")
     timeouts = checker.numbers(data, "timeouts")
+    try:  # names and values checked by the runtime's own classes, so `tools` and `run` refuse the same files
+        build_limits(_numeric(limits), _numeric(timeouts))
+    except ConfigError as exc:
+        checker.problems.extend(exc.problems)
 
     journal_table = checker.table(data, "journal")
     checker.unknown(journal_table, "journal", ("backend", "path"))
@@ -214,6 +225,34 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str], *, source:
         base_url=base_url,
         source=source,
     )
+
+
+def build_limits(
+    limits: Mapping[str, Any], timeouts: Mapping[str, Any], *, max_concurrency: int | None = None
+) -> tuple[Limits, Timeouts]:
+    """`Limits` and `Timeouts` from bridge.toml's [limits] / [timeouts] and --max-concurrency.
+
+    Raises:
+        ConfigError: Listing every unknown name and every invalid value of both tables.
+    """
+    problems: list[str] = []
+    built: list[Any] = []
+    overrides = {"max_concurrency": max_concurrency} if max_concurrency is not None else {}
+    for cls, table, section, noun in ((Limits, limits, "limits", "limit"), (Timeouts, timeouts, "timeouts", "timeout")):
+        known = sorted(f.name for f in dataclasses.fields(cls))
+        unknown = sorted(set(table) - set(known))
+        problems.extend(f"{section}.{key}: unknown {noun}{_did_you_mean(key, tuple(known))}" for key in unknown)
+        values = {k: v for k, v in table.items() if k in known}
+        if cls is Limits:
+            values.update(overrides)
+        try:
+            built.append(cls(**values))
+        except ConfigError as exc:
+            problems.extend(f"{section}: {p}" for p in exc.problems)
+            built.append(cls())
+    if problems:
+        raise ConfigError(problems)
+    return built[0], built[1]
 
 
 class _Checker:
@@ -286,12 +325,32 @@ class _Checker:
             return None
         return value
 
-    def secret_or_string(self, table: Mapping[str, Any], key: str) -> Secret | str | None:
+    def secret(self, table: Mapping[str, Any], key: str) -> Secret | None:
         value = self._get(table, key)
         if value is None:
             return None
+        self.plain_secrets(key, value)
         resolved = self.resolve(value, key)
-        return resolved if isinstance(resolved, Secret | str) else None
+        return resolved if isinstance(resolved, Secret) else None
+
+    def plain_secrets(self, key: str, value: Any) -> None:
+        """Refuse secrets written as values: the file gets committed, copied and printed; the environment does not."""
+        if isinstance(value, Mapping):
+            if "env" not in value:
+                for k, v in value.items():
+                    self.plain_secrets(f"{key}.{k}", v)
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                self.plain_secrets(f"{key}[{i}]", v)
+        elif isinstance(value, str) and value:
+            name = key.rsplit(".", 1)[-1].split("[", 1)[0]
+            if _SECRET_NAME.search(name) or _URL_PASSWORD.search(value):
+                what = "a password inside a URL" if _URL_PASSWORD.search(value) else "a secret"
+                self.problem(
+                    key,
+                    f"{what} written in plain text; secrets come from the environment: "
+                    f'{name} = {{ env = "VARIABLE_NAME" }}',
+                )
 
     def resolve(self, value: Any, key: str) -> Any:
         """Replace `{ env = "NAME" }` references (at any depth) by `Secret`s; note missing variables."""
@@ -334,9 +393,16 @@ class _Checker:
             if prefix is not None and (not isinstance(prefix, str) or not prefix):
                 self.problem(f"{where}.prefix", f"must be a non-empty string, got {_kind(prefix)}")
                 prefix = None
+            for k, v in entry.items():
+                if k not in _TOOLSET_KEYS:
+                    self.plain_secrets(f"{where}.{k}", v)
             options = {k: self.resolve(v, f"{where}.{k}") for k, v in entry.items() if k not in _TOOLSET_KEYS}
             specs.append(ToolsetSpec(name=name or use, use=use, options=options, prefix=prefix))
         return specs
+
+
+def _numeric(table: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in table.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
 def _kind(value: Any) -> str:

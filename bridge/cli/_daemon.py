@@ -22,6 +22,7 @@ import dataclasses
 import gc
 import logging
 import signal
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from .._errors import ConfigError
 from ..agents import diff_tools, fetch_agent_tools
 from ..journal import Journal, MemoryJournal
 from ..runtime import Limits, Timeouts
+from ._config import build_limits
 from ._console import Console, format_status, live_console
 from ._health import HealthServer
 
@@ -43,7 +45,16 @@ if TYPE_CHECKING:
     from ..tools import Toolset
     from ._config import Config
 
-__all__ = ["ServePlan", "build_limits", "metrics_of", "open_journal", "run_daemon", "serve", "warn_drift"]
+__all__ = [
+    "AbandonedThreads",
+    "ServePlan",
+    "build_limits",
+    "open_journal",
+    "run_daemon",
+    "serve",
+    "wait_for_threads",
+    "warn_drift",
+]
 
 log = logging.getLogger("bridge.cli")
 
@@ -66,8 +77,10 @@ class ServePlan:
     health_port: int | None = None
 
 
-async def run_daemon(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    """Run `bridge run` with parsed arguments; returns the exit code."""
+async def run_daemon(
+    args: argparse.Namespace, environ: Mapping[str, str], threads: AbandonedThreads | None = None
+) -> int:
+    """Run `bridge run` with parsed arguments; returns the exit code (`threads` learns of abandoned sync tools)."""
     from ._setup import load_config_for, load_tools, make_client
 
     if args.gc_threshold:
@@ -92,7 +105,7 @@ async def run_daemon(args: argparse.Namespace, environ: Mapping[str, str]) -> in
         health_port=health_port,
     )
     async with make_client(args, config, environ) as client:
-        return await serve(client, toolset, journal, plan, console=live_console())
+        return await serve(client, toolset, journal, plan, console=live_console(), threads=threads)
 
 
 async def serve(
@@ -105,11 +118,13 @@ async def serve(
     stop: anyio.Event | None = None,
     handle_signals: bool = True,
     on_call: Callable[[Any], None] | None = None,
+    threads: AbandonedThreads | None = None,
 ) -> int:
     """Serve `plan`'s sessions (and its agent's, new ones included) until `stop` is set, a signal arrives, or every
     explicitly given session has ended; then drain. Returns the exit code (0, or 130 when a second signal aborted).
 
-    `on_call` receives the runtime's `CallEvent`s (the demo prints progress with it).
+    `on_call` receives the runtime's `CallEvent`s (the demo prints progress with it). When sync tools' threads
+    outlive their calls, `threads` names them in a warning at the end (the process cannot exit before they do).
     """
     from ..runtime import Bridge
 
@@ -131,11 +146,21 @@ async def serve(
         )
         async with bridge_cm as bridge:
             shutdown.bridge = bridge
+            threads = threads or AbandonedThreads()
+            threads.sync_tools = {tool.name for tool in toolset if not tool.is_async}
+            bridge.add_listener(threads.observe)
             async with anyio.create_task_group() as tg:
                 health_url = None
                 if plan.health_port is not None:
+                    from ..telemetry import PrometheusMetrics
+
+                    try:
+                        metrics = PrometheusMetrics(bridge.stats)
+                    except ImportError as exc:
+                        raise ConfigError(f"--health-port serves /metrics: {exc}") from None
+                    bridge.add_listener(metrics.observe)
                     server = HealthServer(
-                        lambda: metrics_of(bridge.stats()),
+                        metrics.exposition,
                         status=lambda: "draining" if stop.is_set() else "ok",
                         host=plan.health_host,
                         port=plan.health_port,
@@ -166,6 +191,7 @@ async def serve(
                 )
                 await stop.wait()
                 tg.cancel_scope.cancel()
+            threads.closing = True
             if shutdown.aborted:
                 shutdown.abort()
             else:
@@ -175,6 +201,59 @@ async def serve(
         log.info("stopped", extra={"stats": _stats_dict(bridge)})
         outer.cancel_scope.cancel()
     return 130 if shutdown.aborted else 0
+
+
+class AbandonedThreads:
+    """Which sync tools' threads outlived their calls (timed out or cancelled), so the exit can say what it waits for.
+
+    Python cannot stop a thread, and the interpreter waits for a running one at exit: without a word, a stopped
+    daemon seemed to hang. `serve` feeds this tracker the call events; `wait_for_threads` names the tools and lets a
+    second Ctrl-C leave at once. Once the bridge closes, its scheduler stops watching threads (and reports them
+    released), so releases seen while closing are not believed.
+    """
+
+    def __init__(self) -> None:
+        self.sync_tools: set[str] = set()
+        self.pending: dict[tuple[str, str], tuple[str, str]] = {}
+        self.closing = False
+
+    def observe(self, event: Any) -> None:
+        from ..runtime import CallEventKind
+
+        key = (event.session_id, event.tool_use_id)
+        if event.kind in (CallEventKind.TIMED_OUT, CallEventKind.CANCELLED) and event.tool in self.sync_tools:
+            self.pending[key] = (event.tool, event.kind.value.replace("_", " "))
+        elif event.kind is CallEventKind.RELEASED and not self.closing:
+            self.pending.pop(key, None)
+
+    def describe(self) -> str:
+        """The abandoned calls, e.g. `refund (call toolu_1, timed out)`."""
+        calls = ", ".join(f"{tool} (call {call_id}, {why})" for (_, call_id), (tool, why) in self.pending.items())
+        return calls or "a sync tool that outlived its call"
+
+
+def wait_for_threads(threads: AbandonedThreads) -> bool:
+    """Say which threads keep the process from exiting, then join them; False when a SIGINT cut the wait short.
+
+    Runs after the event loop has ended (the default SIGINT handler is back), so a second Ctrl-C lands here.
+    """
+    alive = [t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon]
+    if not alive or not threads.pending:
+        return True
+    try:
+        log.warning(
+            "waiting for %d abandoned sync tool thread(s) to end: %s; Python cannot stop a running thread, so the "
+            "process exits when it returns. Send SIGINT again to exit now.",
+            len(alive),
+            threads.describe(),
+            extra={"abandoned_threads": len(alive), "calls": [call_id for _, call_id in threads.pending]},
+        )
+        for thread in alive:
+            thread.join()
+    except KeyboardInterrupt:
+        return False
+    log.info("every abandoned thread has ended")
+    return True
 
 
 class _Shutdown:
@@ -231,34 +310,6 @@ async def warn_drift(client: AsyncAnthropic, agent_id: str, definitions: Sequenc
         )
 
 
-def build_limits(
-    limits: Mapping[str, Any], timeouts: Mapping[str, Any], *, max_concurrency: int | None = None
-) -> tuple[Limits, Timeouts]:
-    """`Limits` and `Timeouts` from bridge.toml's [limits] / [timeouts] and --max-concurrency.
-
-    Raises:
-        ConfigError: Listing every unknown name and every invalid value of both tables.
-    """
-    problems: list[str] = []
-    built: list[Any] = []
-    overrides = {"max_concurrency": max_concurrency} if max_concurrency is not None else {}
-    for cls, table, section, noun in ((Limits, limits, "limits", "limit"), (Timeouts, timeouts, "timeouts", "timeout")):
-        known = sorted(f.name for f in dataclasses.fields(cls))
-        unknown = sorted(set(table) - set(known))
-        problems.extend(f"{section}.{key}: unknown {noun} (known: {', '.join(known)})" for key in unknown)
-        values = {k: v for k, v in table.items() if k in known}
-        if cls is Limits:
-            values.update(overrides)
-        try:
-            built.append(cls(**values))
-        except ConfigError as exc:
-            problems.extend(f"{section}: {p}" for p in exc.problems)
-            built.append(cls())
-    if problems:
-        raise ConfigError(problems)
-    return built[0], built[1]
-
-
 def open_journal(choice: str | None, state_dir: Path | None, config: Config) -> tuple[Journal, str]:
     """The journal to serve with, and a label for the logs.
 
@@ -286,40 +337,6 @@ async def _status_loop(bridge: Any, console: Console) -> None:
     while True:
         console.status(format_status(_stats_dict(bridge)))
         await anyio.sleep(STATUS_REFRESH)
-
-
-_GAUGES = {"sessions": "sessions", "running": "calls_running", "queued": "calls_queued"}
-_COUNTERS = {
-    "received": "calls_received_total",
-    "finished": "calls_finished_total",
-    "failed": "calls_failed_total",
-    "timed_out": "calls_timed_out_total",
-    "cancelled": "calls_cancelled_total",
-    "posted": "results_posted_total",
-    "dropped": "results_dropped_total",
-    "posts": "posts_total",
-    "post_retries": "post_retries_total",
-    "duplicates_prevented": "duplicates_prevented_total",
-    "reconnects": "reconnects_total",
-    "reconciled": "calls_reconciled_total",
-}
-
-
-def metrics_of(stats: Any) -> dict[str, Any]:
-    """`BridgeStats` under Prometheus names: gauges, `_total` counters, latency quantiles in seconds."""
-    values = (
-        {f.name: getattr(stats, f.name) for f in dataclasses.fields(stats)} if dataclasses.is_dataclass(stats) else {}
-    )
-    metrics: dict[str, Any] = {new: values[old] for old, new in _GAUGES.items() if old in values}
-    metrics["abandoned_threads"] = values.get("abandoned_threads", 0)
-    metrics.update({new: values[old] for old, new in _COUNTERS.items() if old in values})
-    for name in ("call_latency", "answer_latency"):
-        latency = values.get(name)
-        if latency is not None:
-            quantiles = {"0.5": latency.p50, "0.95": latency.p95, "0.99": latency.p99, "1": latency.max}
-            metrics[f"{name}_seconds"] = quantiles
-            metrics[f"{name}_samples"] = latency.count
-    return metrics
 
 
 def _stats_dict(bridge: Any) -> dict[str, Any]:

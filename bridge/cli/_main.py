@@ -5,7 +5,7 @@ bridge demo                                     everything, locally: no API key,
 bridge tools TARGET...                          the definitions the agent will see, and a lint report
 bridge sync  TARGET... --agent ID [--dry-run]   push the definitions to an agent (its other tools are kept)
 bridge run   TARGET... --agent ID               serve every session of the agent, new ones included
-bridge emulator                                 a local Managed Agents API to develop against
+bridge emulator [--call TOOL JSON]              a local Managed Agents API (optionally a scripted agent)
 ```
 
 This is the one place that reads the environment (`ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`): the library takes
@@ -28,6 +28,7 @@ from .._errors import (
     ConfigError,
     DefinitionError,
     JournalError,
+    JournalLockedError,
     OperatorError,
     SessionNotFoundError,
     TransportError,
@@ -169,7 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
         "emulator",
         help="serve the Managed Agents emulator in the foreground",
         description="A local Managed Agents API for development: point the SDK (base_url) or `bridge run --emulator` "
-        "at it. Any API key is accepted.",
+        f"at it. Clients must send its --api-key (default {EMULATOR_KEY}, what --emulator sends). With --script or "
+        "--call the agent is scripted and each new agent with custom tools gets a session, so `bridge sync --create` "
+        "then `bridge run` tries a tools module with the CLI alone; the transcript is printed.",
         epilog=_exit_code_help(),
         formatter_class=formatter,
     )
@@ -177,6 +180,17 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--port", type=_port, default=8765, help="port (default: 8765; 0 picks a free one)")
     emulator.add_argument(
         "--api-key", default=EMULATOR_KEY, help=f"the key clients must send (default: {EMULATOR_KEY})"
+    )
+    scripted = emulator.add_mutually_exclusive_group()
+    scripted.add_argument(
+        "--script", type=Path, metavar="FILE", help="a scripted agent: JSON or YAML with `turns` and `messages`"
+    )
+    scripted.add_argument(
+        "--call",
+        nargs=2,
+        action="append",
+        metavar=("TOOL", "JSON"),
+        help="a scripted agent that makes this call (repeat: all at once) on each message",
     )
     common(emulator)
     return parser
@@ -211,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         if code == EXIT_FAILURE:
             log.error("unexpected error: %s", error, exc_info=error)
-        _error(str(error) or type(error).__name__)
+        _error(cli_message(error))
         return code
     finally:
         console.close_status()
@@ -223,6 +237,18 @@ def primary_error(exc: BaseException) -> BaseException:
         return exc
     leaves = [primary_error(inner) for inner in exc.exceptions]
     return next((leaf for leaf in leaves if exit_code_for(leaf) not in (None, EXIT_FAILURE)), leaves[0])
+
+
+def cli_message(error: BaseException) -> str:
+    """The error's text for a command-line user: library advice (keyword arguments) becomes the CLI's options."""
+    text = str(error) or type(error).__name__
+    if isinstance(error, JournalLockedError):
+        holder = text.split("; only one process", 1)[0]
+        return (
+            f"{holder}; only one process may use a SQLite journal at a time. Stop that bridge, or give this one its "
+            "own journal: --state-dir DIR, --journal PATH, or [journal] path in bridge.toml."
+        )
+    return text
 
 
 def exit_code_for(exc: BaseException) -> int | None:
@@ -266,9 +292,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ._daemon import run_daemon
+    from ._daemon import AbandonedThreads, run_daemon, wait_for_threads
 
-    result: int = _run_async(args, run_daemon, args, os.environ)
+    threads = AbandonedThreads()
+    result: int = _run_async(args, run_daemon, args, os.environ, threads)
+    if not wait_for_threads(threads):  # abandoned sync tools, announced by `serve`; a second Ctrl-C leaves them running
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_ABORTED)
     return result
 
 
@@ -296,8 +327,10 @@ def _cmd_sync(args: argparse.Namespace) -> int:
 
 def _cmd_emulator(args: argparse.Namespace) -> int:
     from ._emulator import serve_emulator
+    from ._trial import load_script, script_of_calls
 
-    serve_emulator(args.host, args.port, args.api_key)
+    script = load_script(args.script) if args.script else script_of_calls(args.call) if args.call else None
+    serve_emulator(args.host, args.port, args.api_key, script)
     return EXIT_OK
 
 

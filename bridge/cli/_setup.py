@@ -91,11 +91,9 @@ def make_client(args: argparse.Namespace, config: Config, environ: Mapping[str, 
     """The API client: `--emulator` > bridge.toml [api] > ANTHROPIC_BASE_URL / ANTHROPIC_API_KEY."""
     from anthropic import AsyncAnthropic
 
-    from ._config import Secret
-
     emulator = getattr(args, "emulator", None)
     base_url = emulator or config.base_url or environ.get("ANTHROPIC_BASE_URL") or None
-    key = config.api_key.reveal() if isinstance(config.api_key, Secret) else config.api_key
+    key = config.api_key.reveal() if config.api_key is not None else None
     key = key or environ.get("ANTHROPIC_API_KEY") or (EMULATOR_KEY if emulator else None)
     if not key:
         raise ConfigError("ANTHROPIC_API_KEY is not set (or use --emulator to talk to a local emulator)")

@@ -251,7 +251,24 @@ def _candidates(obj: Any) -> str:
 
 
 def _last_frame(exc: BaseException) -> str:
-    """`Type: message (file:line)` of where an exception was raised, short enough for one log line."""
+    """`Type: message (file:line)` of the user's line that led to the exception, short enough for one log line.
+
+    The frame named is the last one outside tool-bridge itself and Python's import machinery: for a definition error
+    that is the user's `@tool` or `Toolset(...)` line, not the library line that noticed the problem.
+    """
     frames = traceback.extract_tb(exc.__traceback__)
-    where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    library = Path(__file__).resolve().parents[1]
+    theirs = [
+        f for f in frames if not f.filename.startswith("<") and not Path(f.filename).resolve().is_relative_to(library)
+    ]
+    frame = theirs[-1] if theirs else frames[-1] if frames else None
+    where = f" ({_shown(frame.filename)}:{frame.lineno})" if frame is not None else ""
     return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _shown(filename: str) -> str:
+    path = Path(filename)
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -58,6 +58,8 @@ def describe(exc: BaseException) -> str:
         kind = getattr(exc, "type", None) or "error"
         message = getattr(exc, "api_message", None) or str(exc)
         return f"HTTP {exc.status_code} {kind}: {message}"[:300]
+    if isinstance(exc, anthropic.APIConnectionError):  # name the URL: a wrong base_url is the usual cause
+        return f"{type(exc).__name__}: {exc} ({exc.request.method} {exc.request.url})"[:300]
     return f"{type(exc).__name__}: {exc}"[:300]
 
 

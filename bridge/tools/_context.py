@@ -31,7 +31,7 @@ class _CallLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
         extra = dict(self.extra or {})
         kwargs["extra"] = {**extra, **kwargs.get("extra", {})}
-        return f"[{extra['tool_name']} {extra['session_id']}/{extra['tool_use_id']}] {msg}", kwargs
+        return f"[{extra['tool']} {extra['session_id']}/{extra['tool_use_id']}] {msg}", kwargs
 
 
 @dataclass(eq=False)
@@ -81,10 +81,10 @@ class ToolContext:
 
     @property
     def log(self) -> logging.LoggerAdapter[Any]:
-        """A logger whose records carry `session_id`, `tool_use_id` and `tool_name`."""
+        """A logger whose records carry `session_id`, `tool_use_id` and `tool` (the runtime's own field names)."""
         if self._log is None:
             base = self.logger if self.logger is not None else _default_logger
-            ids = {"session_id": self.session_id, "tool_use_id": self.tool_use_id, "tool_name": self.tool_name}
+            ids = {"session_id": self.session_id, "tool_use_id": self.tool_use_id, "tool": self.tool_name}
             self._log = _CallLogger(base, ids)
         return self._log
 

@@ -41,11 +41,18 @@ _SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 _SCHEMA_VALUES = ("items", "additionalProperties", "not", "contains", "propertyNames", "if", "then", "else")
 
 
+# An exponent of at most 17 digits (after leading zeros): Python's `Decimal` refuses exponents from 10**18 on
+# (`MAX_EMAX`), and with 17 digits no realistic mantissa can push the adjusted exponent past it. pydantic's pattern
+# allows any number of digits, so the schema admitted strings like `0E1000000000000000000` that validation rejects.
+_ANY_EXPONENT = "[eE][+-]?[0-9]+"
+_BOUNDED_EXPONENT = "[eE][+-]?0*[0-9]{1,17}"
+
+
 class _Generator(GenerateJsonSchema):
-    """pydantic's generator, with a pattern on decimal strings so the schema does not admit any string."""
+    """pydantic's generator, with a pattern on decimal strings that admits exactly what validation accepts."""
 
     def get_decimal_pattern(self, schema: core_schema.DecimalSchema) -> str | None:
-        return self.build_decimal_pattern(schema)
+        return self.build_decimal_pattern(schema).replace(_ANY_EXPONENT, _BOUNDED_EXPONENT)
 
 
 def walk(node: Any, fn: Callable[[dict[str, Any], str], dict[str, Any]], path: str = "") -> Any:

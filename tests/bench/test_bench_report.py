@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bench._measure import Sample, percentile, summarize
 from bench._report import END, START, render, update_readme
+from bench.run import output, parse_args
 
 
 def _report(sdk_s: float, bridge_s: float) -> dict[str, Any]:
@@ -75,3 +79,17 @@ def test_table_shows_bridge_over_floor_for_turn_workloads() -> None:
     assert "bridge / floor" in text
     assert "**1.20** (floor 50 ms)" in text
     assert "**1.20**" not in render(_report(0.5, 0.06)), "no floor arm, no floor cell"
+
+
+def test_the_report_prints_tables_and_json_only_when_asked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --json stdout is the markdown table; a bare --json prints JSON instead; --json FILE writes it too."""
+    report = _report(0.5, 0.05)
+    output(report, parse_args(["--quick"]))
+    table = capsys.readouterr().out
+    assert "| " in table
+    assert "{" not in table
+    output(report, parse_args(["--quick", "--json"]))
+    assert json.loads(capsys.readouterr().out)["workloads"]["w2"]["ratio"] == 10.0
+    output(report, parse_args(["--quick", "--json", str(tmp_path / "r.json")]))
+    assert capsys.readouterr().out == table
+    assert json.loads((tmp_path / "r.json").read_text())["command"] == "python bench/run.py"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import anyio
 
 from bridge import Toolset, tool
@@ -33,3 +36,20 @@ async def slow(seconds: float, marker: str) -> str:
 
 toolset = Toolset([add, slow])
 only_add = Toolset([add])
+
+
+@tool(timeout=0.2)
+def stuck(marker: str) -> str:
+    """Block this thread until MARKER's file is deleted (a sync tool that outlives its deadline).
+
+    Args:
+        marker: Path of a file created when the call starts; the tool returns once it is removed.
+    """
+    path = Path(marker)
+    path.touch()
+    while path.exists():
+        time.sleep(0.05)
+    return "unstuck"
+
+
+with_stuck = Toolset([add, stuck])

@@ -103,9 +103,9 @@ empty:
         ("name: &a x\nother: *a\n", "anchors, aliases and tags"),
         ("name: x\n---\nname: y\n", "several YAML documents"),
         ("- a\n- b\n", "must be a mapping"),
-        ("name: x\n   bad: indent\n", "unexpected indentation"),
-        ("name: [a, b\n", "unclosed flow collection"),
-        ("name: x\nname: y\n", "duplicate key 'name'"),
+        ("name: x\n   bad: indent\n", "mapping values are not allowed here"),
+        ("name: [a, b\n", "while parsing a flow sequence expected ',' or ']'"),
+        ("name: x\nname: y\n", 'found duplicate key "name"'),
     ],
 )
 def test_unsupported_or_broken_yaml_fails_with_a_line_number(text: str, message: str) -> None:
@@ -113,3 +113,36 @@ def test_unsupported_or_broken_yaml_fails_with_a_line_number(text: str, message:
     with pytest.raises(ConfigError, match=message) as info:
         load(text, source="a.agent.yaml")
     assert str(info.value).startswith("a.agent.yaml:")
+
+
+def test_a_round_trip_keeps_comments_and_key_order() -> None:
+    """Load, change the custom tools, dump: the user's comments, key order and other tools come back as written."""
+    text = """# support bot, owned by the help-desk team
+name: support  # shown in the console
+model: claude-opus-4-7
+tools:
+  # built-ins first
+  - type: agent_toolset_20260401
+  - type: custom
+    name: old_tool
+    description: Gone soon.
+    input_schema: {type: object}
+system: |
+  Be kind.
+metadata:
+  team: help-desk  # who to ask
+"""
+    document = load(text)
+    document["tools"] = [document["tools"][0], {"type": "custom", "name": "new_tool", "description": "New.",
+                                                "input_schema": {"type": "object"}}]  # fmt: skip
+    out = dump(document, header="written by bridge sync")
+    assert out.startswith("# support bot, owned by the help-desk team\nname: support  # shown in the console\n")
+    assert "  # built-ins first\n  - type: agent_toolset_20260401\n" in out
+    assert "team: help-desk  # who to ask" in out
+    assert [line.split(":")[0] for line in out.splitlines() if line and line[0].isalpha()] == [
+        "name", "model", "tools", "system", "metadata"
+    ]  # fmt: skip
+    assert "written by bridge sync" not in out  # the file's own header comment is kept, not stacked
+    assert "old_tool" not in out
+    assert load(out)["tools"][1] == {"type": "custom", "name": "new_tool", "description": "New.",
+                                     "input_schema": {"type": "object"}}  # fmt: skip

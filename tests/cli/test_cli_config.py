@@ -103,6 +103,7 @@ sessions = "sesn_a"
 timeout = -1
 [limits]
 max_concurrency = "lots"
+per_sesion = 2
 [journal]
 backend = "postgres"
 [health]
@@ -124,12 +125,13 @@ token = { env = "T", default = "x" }
     assert "sessions: must be a list of strings" in joined
     assert "timeout: must be a positive number" in joined
     assert "limits.max_concurrency: must be a number" in joined
+    assert "limits.per_sesion: unknown limit (did you mean 'per_session'?)" in joined  # not hidden behind the rest
     assert "journal.backend: must be one of sqlite, memory" in joined
     assert "health.port: must be a port number" in joined
     assert "toolsets.a.use: required" in joined
     assert "toolsets.b.dsn: environment variable MISSING_VAR is not set" in joined
     assert "toolsets.c.token: a secret reference is written" in joined
-    assert len(problems) == 9
+    assert len(problems) == 10
     assert all(p.startswith(str(tmp_path)) for p in problems)
 
 
@@ -149,3 +151,27 @@ def test_memory_journal_with_a_path_is_refused() -> None:
     """A path makes no sense for the memory journal, so it is reported instead of ignored."""
     with pytest.raises(ConfigError, match=r"journal\.path: has no meaning"):
         parse_config({"journal": {"backend": "memory", "path": "x.db"}}, {})
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ('[api]\napi_key = "sk-ant-123"\n', "api.api_key: a secret written in plain text"),
+        ('[toolsets.crm]\nuse = "m:f"\npassword = "hunter2"\n', "toolsets.crm.password: a secret written"),
+        ('[toolsets.crm]\nuse = "m:f"\nauth = { token = "t0k" }\n', "toolsets.crm.auth.token: a secret written"),
+        ('[toolsets.crm]\nuse = "m:f"\ndsn = "postgresql://app:pw@db/crm"\n', "toolsets.crm.dsn: a password inside"),
+    ],
+)
+def test_a_plain_text_secret_is_refused(tmp_path: Path, text: str, where: str) -> None:
+    """Secrets written as values (by name, or a password inside a URL) are refused with the `{ env = ... }` fix."""
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), {})
+    assert where in str(info.value)
+    assert '{ env = "VARIABLE_NAME" }' in str(info.value)
+
+
+def test_values_that_are_not_secrets_pass() -> None:
+    """A URL without a password, a path and an env reference for a token are all accepted."""
+    data = {"toolsets": {"crm": {"use": "m:f", "dsn": "postgresql:///crm", "path": "x.db", "token": {"env": "T"}}}}
+    (spec,) = parse_config(data, {"T": "t"}).toolsets
+    assert spec.kwargs() == {"dsn": "postgresql:///crm", "path": "x.db", "token": "t"}

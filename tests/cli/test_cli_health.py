@@ -1,13 +1,11 @@
-"""The health server: /healthz and /metrics over real TCP, Prometheus text rendering."""
+"""The health server: /healthz and /metrics over real TCP."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 import anyio
 import pytest
 
-from bridge.cli._health import HealthServer, render_metrics
+from bridge.cli._health import HealthServer
 
 pytestmark = pytest.mark.anyio
 
@@ -30,7 +28,10 @@ async def fetch(port: int, request: bytes) -> tuple[str, dict[str, str], str]:
 async def test_healthz_and_metrics_over_tcp() -> None:
     """/healthz says ok, turns 503 when the status changes, and /metrics renders the live stats."""
     state = {"status": "ok", "in_flight": 2}
-    server = HealthServer(lambda: {"in_flight": state["in_flight"]}, status=lambda: str(state["status"]))
+    server = HealthServer(
+        lambda: (f"in_flight {state['in_flight']}\n".encode(), "text/plain; version=0.0.4"),
+        status=lambda: str(state["status"]),
+    )
     async with anyio.create_task_group() as tg:
         port = await tg.start(server.serve)
         assert port == server.port > 0
@@ -43,8 +44,7 @@ async def test_healthz_and_metrics_over_tcp() -> None:
         status, headers, body = await fetch(port, b"GET /metrics HTTP/1.1\r\n\r\n")
         assert status == "HTTP/1.1 200 OK"
         assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
-        assert "bridge_in_flight 5\n" in body
-        assert "bridge_up 1\n" in body
+        assert body == "in_flight 5\n"  # rendered at scrape time
         status, _, body = await fetch(port, b"HEAD /healthz HTTP/1.1\r\n\r\n")
         assert (status, body) == ("HTTP/1.1 503 Service Unavailable", "")
         tg.cancel_scope.cancel()
@@ -52,7 +52,7 @@ async def test_healthz_and_metrics_over_tcp() -> None:
 
 async def test_bad_requests_get_http_errors_not_crashes() -> None:
     """Unknown paths, other methods, garbage and a client that hangs up all get an answer or are dropped quietly."""
-    server = HealthServer(dict)
+    server = HealthServer(lambda: (b"", "text/plain"))
     async with anyio.create_task_group() as tg:
         port = await tg.start(server.serve)
         assert (await fetch(port, b"GET /nope HTTP/1.1\r\n\r\n"))[0] == "HTTP/1.1 404 Not Found"
@@ -64,63 +64,12 @@ async def test_bad_requests_get_http_errors_not_crashes() -> None:
         tg.cancel_scope.cancel()
 
 
-def test_a_failing_stats_callback_gives_500() -> None:
-    """A broken stats callback is reported as a 500 on /metrics, without the exception text."""
+def test_a_failing_metrics_callback_gives_500() -> None:
+    """A broken metrics callback is reported as a 500 on /metrics, without the exception text."""
 
-    def broken() -> dict[str, int]:
+    def broken() -> tuple[bytes, str]:
         raise RuntimeError("secret detail")
 
     status, _, body = HealthServer(broken).respond(b"GET /metrics HTTP/1.1\r\n\r\n")
     assert status == "500 Internal Server Error"
     assert b"secret" not in body
-
-
-@dataclass
-class Stats:
-    sessions: int = 3
-    draining: bool = False
-    calls_total: int = 12
-    journal: dict[str, object] = field(default_factory=lambda: {"by_state": {"acked": 10, "started": 2}, "path": "x"})
-    tools: dict[str, dict[str, float]] = field(default_factory=lambda: {"query": {"calls": 4, "p99_ms": 12.5}})
-
-
-def test_render_metrics_flattens_nested_stats_into_labelled_metrics() -> None:
-    """Numbers become gauges (counters for *_total), tables become labelled metrics, strings are skipped."""
-    text = render_metrics(Stats())
-    assert text.endswith("\n")
-    lines = text.splitlines()
-    assert "# TYPE bridge_calls_total counter" in lines
-    assert "bridge_calls_total 12" in lines
-    assert "# TYPE bridge_sessions gauge" in lines
-    assert "bridge_draining 0" in lines
-    assert 'bridge_journal_by_state{state="acked"} 10' in lines
-    assert 'bridge_journal_by_state{state="started"} 2' in lines
-    assert 'bridge_tools_calls{tool="query"} 4' in lines
-    assert 'bridge_tools_p99_ms{tool="query"} 12.5' in lines
-    assert not any("path" in line for line in lines)
-
-
-def test_label_values_are_escaped() -> None:
-    """Quotes, backslashes and newlines in label values are escaped as the exposition format requires."""
-    text = render_metrics({"by_tool": {'we"ird\\name\n': 1}})
-    assert 'bridge_by_tool{tool="we\\"ird\\\\name\\n"} 1' in text
-
-
-@dataclass
-class Latency:
-    count: int = 0
-    p50: float | None = None
-
-
-@dataclass
-class Runtime:
-    running: int = 1
-    call_latency: Latency = field(default_factory=Latency)
-
-
-def test_dataclass_fields_keep_stable_metric_names() -> None:
-    """A nested dataclass is always flattened by field, so its metric names do not change once values appear."""
-    assert "bridge_call_latency_count 0" in render_metrics(Runtime()).splitlines()
-    lines = render_metrics(Runtime(call_latency=Latency(3, 0.25))).splitlines()
-    assert "bridge_call_latency_count 3" in lines
-    assert "bridge_call_latency_p50 0.25" in lines

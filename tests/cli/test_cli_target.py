@@ -66,6 +66,8 @@ def project(tmp_path: Path) -> Iterator[Path]:
     (tmp_path / "scripts" / "tools.py").write_text("import helper\n" + TOOLS)
     (tmp_path / "broken.py").write_text("import not_a_module_anywhere\n")
     (tmp_path / "crash.py").write_text("x = 1\nraise ValueError('boom at import')\n")
+    bad_tool = 'from bridge import tool\n\n@tool(timeout=-1)\ndef late() -> None:\n    """Never."""\n'
+    (tmp_path / "bad_tool.py").write_text(bad_tool)
     before = set(sys.modules)
     path_before = list(sys.path)
     yield tmp_path
@@ -113,7 +115,10 @@ def test_prefix_goes_to_a_factory_that_takes_one_else_with_prefix(project: Path)
         ("myapp.tools:Holder.nothing", None, "Holder has no attribute 'nothing'"),
         ("missing.py:x", None, "does not exist"),
         ("broken.py:x", None, "running broken.py failed: ModuleNotFoundError"),
-        ("crash.py:x", None, "ValueError: boom at import (crash.py:2)"),
+        ("crash.py:x", None, "ValueError: boom at import ("),
+        ("crash.py:x", None, "crash.py:2)"),
+        ("bad_tool.py:late", None, "DefinitionError: timeout must be a positive number of seconds, got -1 ("),
+        ("bad_tool.py:late", None, "bad_tool.py:3)"),  # the user's @tool line, not the library's check
         ("myapp.tools:number", None, "is a int; expected a tool"),
         ("myapp.tools:toolset", {"path": "x"}, "not a factory, so it takes no options (got path)"),
         ("myapp.tools:needs_args", None, "needs_args(path) has required parameters"),

@@ -61,3 +61,15 @@ def test_usage_errors_exit_2_and_help_lists_exit_codes(cli: Any) -> None:
     assert helped.returncode == 0
     assert "exit codes:" in helped.stdout
     assert "drain" in helped.stdout
+
+
+def test_tools_refuses_the_config_typos_that_run_refuses(tmp_path: Path, cli: Any, sample_target: str) -> None:
+    """`bridge tools --config` checks [limits]/[timeouts] names like `bridge run`: same file, same exit 3 and text."""
+    config = tmp_path / "bridge.toml"
+    config.write_text("[limits]\nmax_concurency = 3\n[timeouts]\ndrian = 2\n")
+    tools = cli("tools", sample_target, "--config", str(config))
+    run = cli("run", sample_target, "--session", "s", "--config", str(config), env={"ANTHROPIC_API_KEY": "k"})
+    assert tools.returncode == run.returncode == 3
+    assert "limits.max_concurency: unknown limit (did you mean 'max_concurrency'?)" in tools.stderr
+    assert "timeouts.drian: unknown timeout (did you mean 'drain'?)" in tools.stderr
+    assert tools.stderr == run.stderr

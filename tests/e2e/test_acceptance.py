@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import anyio
 import pytest
 from e2e_support import BOTH_BACKENDS, Calls, world
 
-from bridge import Bridge, CallEventKind, ToolContext, tool
+from bridge import Bridge, CallEventKind, Limits, ToolContext, tool
 from bridge.testing import AgentTurn, Script
 
 pytestmark = pytest.mark.anyio
@@ -38,18 +37,40 @@ def calls_of(name: str, count: int) -> Script:
 
 @BOTH_BACKENDS
 async def test_200_io_calls_in_one_turn_run_concurrently_and_post_in_batches() -> None:
-    """200 calls of a 50 ms tool finish in well under a tenth of the serial time, with far fewer than 200 POSTs."""
-    async with world([io], calls_of("io", 200)) as w:
+    """200 calls in one turn run up to the per-session limit at once (and never more), in far fewer than 200 POSTs."""
+    width = Limits().per_session
+    assert width is not None
+    running, peak = 0, 0
+    full = anyio.Event()
+
+    @tool(name="io")
+    async def gathered(n: int) -> int:
+        """Wait until a full session's worth of calls run at once: a bridge running fewer never lets them finish.
+
+        Args:
+            n: Echoed back.
+        """
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        if running == width:
+            full.set()
+        try:
+            await full.wait()
+        finally:
+            running -= 1
+        return n
+
+    async with world([gathered], calls_of("io", 200)) as w:
         session_id = await w.session()
-        async with Bridge(w.client, [io]) as bridge:
-            started = time.monotonic()
-            reply = await bridge.ask(session_id, "go")
-            elapsed = time.monotonic() - started
+        async with Bridge(w.client, [gathered]) as bridge:
+            with anyio.fail_after(60):  # a bridge running calls one by one would wait here forever
+                reply = await bridge.ask(session_id, "go")
         report = w.api.control.invariants(session_id)
         report.assert_ok()
         posts = len(w.api.control.requests(EVENTS_ROUTE)) - 1  # minus the user message
     assert reply == ",".join(str(i) for i in range(200))
-    assert elapsed < 200 * 0.05 / 10, f"{elapsed:.2f}s"
+    assert peak == width  # all the limit allows, and no more
     assert len(report.calls) == 200
     assert posts < 50, f"{posts} result POSTs for 200 results"
 
@@ -84,13 +105,13 @@ async def test_per_tool_limit_of_two_is_never_exceeded() -> None:
 
 @BOTH_BACKENDS
 async def test_sync_tool_past_its_deadline_is_answered_at_once_and_its_thread_counted() -> None:
-    """A sync tool with a 0.2 s timeout that sleeps 2 s is answered within 0.5 s; its thread counts until it ends."""
+    """A sync tool past its 0.2 s timeout is answered while its thread still blocks; the thread counts until it ends."""
     wake = threading.Event()
 
     @tool(timeout=0.2)
     def sleepy() -> str:
-        """Sleep for two seconds."""
-        wake.wait(2)
+        """Block until the test wakes it."""
+        wake.wait(30)
         return "slept"
 
     async def script(agent: AgentTurn) -> None:
@@ -103,20 +124,19 @@ async def test_sync_tool_past_its_deadline_is_answered_at_once_and_its_thread_co
         async with Bridge(w.client, [sleepy], on_call=calls.listen) as bridge:
             reply = await bridge.ask(session_id, "go")
             report = w.api.control.invariants(session_id)
-            assert bridge.stats().abandoned_threads == 1
+            assert bridge.stats().abandoned_threads == 1  # answered while the thread still blocks on `wake`
             wake.set()
             with anyio.fail_after(5):
                 await calls.wait(CallEventKind.RELEASED)
             assert bridge.stats().abandoned_threads == 0
     report.assert_ok()
-    assert report.max_time_to_answer < 0.5
     assert "did not finish in time" in reply
     assert len(calls.of(CallEventKind.TIMED_OUT)) == 1
 
 
 @BOTH_BACKENDS
 async def test_interrupt_cancels_running_and_queued_calls_and_none_is_answered_twice() -> None:
-    """user.interrupt during 10 calls (5 running, 5 queued) cancels all within 1 s; none runs on or gets 2 answers."""
+    """user.interrupt during 10 calls (5 running, 5 queued) cancels them all; none runs on or gets 2 answers."""
     after_cancel: list[int] = []
     started_sync = threading.Event()
 
@@ -152,16 +172,13 @@ async def test_interrupt_cancels_running_and_queued_calls_and_none_is_answered_t
             with anyio.fail_after(10):
                 await calls.wait(CallEventKind.STARTED, 6)  # 5 of `hang` (its limit) + `spin`
             assert bridge.stats().queued == 4
-            interrupted_at = time.monotonic()
             await w.client.beta.sessions.events.send(session_id, events=[{"type": "user.interrupt"}])
-            with anyio.fail_after(1):
+            with anyio.fail_after(10):  # `hang` never returns: only the interrupt can end these calls
                 cancelled = await calls.wait(CallEventKind.CANCELLED, 10)
-            cancel_time = time.monotonic() - interrupted_at
             await w.api.control.wait_idle(session_id, "end_turn")
             with anyio.fail_after(5):
                 await calls.wait(CallEventKind.DROPPED, 10)
         report = w.api.control.invariants(session_id)
-    assert cancel_time < 1.0
     assert sorted(e.tool_use_id for e in cancelled) == sorted(c.tool_use_id for c in report.calls)
     assert len(calls.of(CallEventKind.STARTED)) == 6  # the queued calls never started
     assert after_cancel == []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -110,7 +109,6 @@ async def test_async_deadline_fires_inside_the_call() -> None:
     assert (outcome.kind, outcome.started) == (OutcomeKind.TIMED_OUT, True)
     assert ticket.cancel_event.is_set()
     assert outcome.duration is not None
-    assert outcome.duration < 1.0
 
 
 async def test_abandoned_thread_keeps_its_slot_until_it_ends() -> None:
@@ -126,10 +124,9 @@ async def test_abandoned_thread_keeps_its_slot_until_it_ends() -> None:
         return "late"
 
     async with Scheduler(Limits(max_concurrency=1), on_released=lambda _: released.set()) as scheduler:
-        start = time.monotonic()
         outcome = await scheduler.run(ticket, lambda run_sync: run_sync(blocking))
         assert outcome.kind is OutcomeKind.TIMED_OUT
-        assert time.monotonic() - start < 0.5
+        assert not finish.is_set()  # answered while the thread still blocks: it did not wait for it
         assert scheduler.abandoned_threads == 1
 
         with anyio.move_on_after(0.05) as waited:  # the only global slot is still held by the thread
