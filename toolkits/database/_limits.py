@@ -104,3 +104,10 @@ class QueryLimits:
             raise ToolError("invalid_input: sql is empty")
         if len(sql) > self.max_sql_chars:
             raise ToolError(f"invalid_input: sql is {len(sql)} characters; the limit is {self.max_sql_chars}")
+        try:
+            sql.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ToolError(
+                f"invalid_input: sql contains a lone surrogate (U+{ord(sql[exc.start]):04X}) at character "
+                f"{exc.start}; send valid Unicode"
+            ) from None

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,7 +26,7 @@ from bridge import ToolError
 
 from ._source import Cancelled
 
-__all__ = ["POLL_INTERVAL", "cancelled_error", "cancelling"]
+__all__ = ["GRACE", "POLL_INTERVAL", "Watch", "cancelled_error", "cancelling"]
 
 logger = logging.getLogger("toolkits.database")
 
@@ -41,9 +42,31 @@ def cancelled_error() -> ToolError:
     return ToolError("cancelled: the call was cancelled and the statement stopped")
 
 
+GRACE = 0.25
+"""Seconds a statement may overrun its deadline (or a cancel request) before its server process is terminated."""
+
+
+class Watch:
+    """What the watcher did to the call's statement (read after the body ended)."""
+
+    def __init__(self) -> None:
+        self.cancel_sent = False
+        self.terminated = False
+
+
 @contextmanager
-def cancelling(conn: psycopg.Connection[Any], cancelled: Cancelled | None) -> Iterator[None]:
-    """While the body runs, send the server a cancel request for `conn` as soon as `cancelled()` turns true.
+def cancelling(
+    conn: psycopg.Connection[Any],
+    cancelled: Cancelled | None,
+    *,
+    deadline: float | None = None,
+    terminate: Callable[[int], None] | None = None,
+) -> Iterator[Watch]:
+    """While the body runs, stop `conn`'s statement once `cancelled()` turns true or the deadline passes.
+
+    First a cancel request (`Connection.cancel_safe`); if the server is still busy `GRACE` seconds later (some
+    functions, such as LIKE on long strings, never look for cancellation), `terminate(pid)` ends the server process,
+    so no CPU is spent past the deadline plus the grace. A terminated connection is broken and the pool drops it.
 
     The watcher is stopped and joined before this returns, so no cancel request is sent for a later statement on
     the same connection (the rollback, the pool's reset, the next call).
@@ -51,26 +74,39 @@ def cancelling(conn: psycopg.Connection[Any], cancelled: Cancelled | None) -> It
     Raises:
         ToolError: The call was already cancelled: nothing is sent to the server.
     """
-    if cancelled is None:
-        yield
-        return
-    if cancelled():
+    watch = Watch()
+    if cancelled is not None and cancelled():
         raise cancelled_error()
+    if cancelled is None and deadline is None:
+        yield watch
+        return
     done = threading.Event()
+    pid = conn.info.backend_pid
 
-    def watch() -> None:
+    def due() -> bool:
+        return (cancelled is not None and cancelled()) or (deadline is not None and time.monotonic() >= deadline)
+
+    def watch_statement() -> None:
+        sent_at = 0.0
         while not done.wait(POLL_INTERVAL):
-            if cancelled():
+            if not watch.cancel_sent and due():
+                watch.cancel_sent, sent_at = True, time.monotonic()
                 try:
                     conn.cancel_safe(timeout=_CANCEL_TIMEOUT)
                 except psycopg.Error:
-                    logger.warning("could not cancel a statement; the server stops it at its deadline", exc_info=True)
+                    logger.warning("could not cancel a statement; terminating its server process", exc_info=True)
+            elif watch.cancel_sent and terminate is not None and time.monotonic() >= sent_at + GRACE:
+                watch.terminated = True
+                try:
+                    terminate(pid)
+                except psycopg.Error:
+                    logger.error("could not terminate server process %s after its deadline", pid, exc_info=True)
                 return
 
-    watcher = threading.Thread(target=watch, name="bridge-pg-cancel", daemon=True)
+    watcher = threading.Thread(target=watch_statement, name="bridge-pg-cancel", daemon=True)
     watcher.start()
     try:
-        yield
+        yield watch
     finally:
         done.set()
         watcher.join()

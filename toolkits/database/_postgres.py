@@ -28,9 +28,10 @@ from typing import Any
 try:
     import psycopg
     from psycopg import errors, sql
-    from psycopg_pool import ConnectionPool
+    from psycopg_pool import ConnectionPool, PoolTimeout
 
-    from ._guard import READ_KINDS, WRITE_KINDS, SqlGuard
+    from ._guard import READ_KINDS, WRITE_KINDS, SqlGuard, check_embedded, statement_text
+    from ._pg_allowlist import Allowlist
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess by the tests
     raise ImportError(
         "the PostgreSQL toolset needs psycopg, psycopg-pool and pglast: pip install 'tool-bridge[postgres]'"
@@ -39,11 +40,11 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
 from bridge import ConfigError, ToolError
 
 from . import _pg_catalog as catalog
-from ._format import Rows
+from ._format import Clipped, Rows, fenced
 from ._limits import QueryLimits
-from ._pg_cancel import cancelled_error, cancelling
+from ._pg_cancel import Watch, cancelled_error, cancelling
 from ._pg_roles import inspect_role
-from ._source import Cancelled, Detail, ObjectType, Param, WriteOutcome
+from ._source import Cancelled, Detail, ObjectType, Param, WriteOutcome, check_params
 
 __all__ = ["PostgresSource", "begin", "fetch_rows", "pg_errors", "run_prepared"]
 
@@ -85,14 +86,69 @@ def rollback(conn: Connection) -> None:
         logger.debug("rollback failed; the pool discards the connection", exc_info=True)
 
 
-def fetch_rows(conn: Connection, query: str, params: Sequence[Param], cap: int) -> Rows:
-    """Run one SELECT as a server-side cursor (extended protocol only, layer 2) and fetch at most `cap` rows."""
+_BATCH = 16  # rows per FETCH: a batch is at most _BATCH x columns x the per-cell byte bound
+
+
+def _bounded_select(query: str, width: int, cell_bytes: int, head_chars: int) -> str:
+    """Wrap a checked SELECT so no cell larger than `cell_bytes` (as text) ever leaves the server.
+
+    Each column comes back as three: the value when it is small enough, else NULL; the first `head_chars`
+    characters of its text when it is too big; and its size in bytes. The inner query sits behind `OFFSET 0`, so
+    the planner evaluates each of its expressions once. The model's text is embedded between newlines, so a
+    trailing `--` comment cannot swallow our closing parenthesis; the caller re-checks the composed statement.
+    """
+    inner = ", ".join(f"c{i}" for i in range(width))
+    sizes = ", ".join(f"octet_length(i.c{i}::text) AS n{i}" for i in range(width))
+    cells = ", ".join(
+        f"CASE WHEN q.n{i} IS NULL OR q.n{i} <= {cell_bytes} THEN q.c{i} END, "
+        f"CASE WHEN q.n{i} > {cell_bytes} THEN left(q.c{i}::text, {head_chars}) END, q.n{i}"
+        for i in range(width)
+    )
+    return f"SELECT {cells} FROM (SELECT i.*, {sizes} FROM (\n{query}\n) AS i({inner}) OFFSET 0) AS q"
+
+
+def fetch_rows(
+    conn: Connection, query: str, params: Sequence[Param], cap: int, limits: QueryLimits | None = None
+) -> Rows:
+    """Run one SELECT as a server-side cursor (extended protocol only, layer 2) and fetch at most `cap` rows.
+
+    With `limits`, bytes are bounded while rows are fetched: cells past a few times `max_cell_chars` are cut on
+    the server (see `_bounded_select`), rows come in small batches, and fetching stops once `max_output_bytes`
+    of rows are in hand. The statement is first declared as written, which plans it without running it, to learn
+    its columns.
+    """
     started = time.monotonic()
+    limits = limits or QueryLimits()
+    with psycopg.RawServerCursor(conn, "bridge_describe") as probe:
+        probe.execute(query, list(params))
+        columns = [column.name for column in probe.description or ()]
+    cell_bytes = max(4 * limits.max_cell_chars, 2 * limits.max_blob_bytes + 2)
+    width = len(columns)
+    text = _bounded_select(query, width, cell_bytes, limits.max_cell_chars) if width else query
+    if width:
+        check_embedded(text, query, _bounded_select("SELECT 1", width, cell_bytes, limits.max_cell_chars))
+    kept: list[tuple[Any, ...]] = []
+    size, capped = 0, False
     with psycopg.RawServerCursor(conn, "bridge_query") as cursor:
-        cursor.execute(query, list(params))
-        fetched = cursor.fetchmany(cap + 1)
-        columns = [column.name for column in cursor.description or ()]
-    return Rows(columns, list(fetched[:cap]), len(fetched) > cap, (time.monotonic() - started) * 1000)
+        cursor.execute(text, list(params))
+        while len(kept) <= cap:
+            want = min(_BATCH, cap + 1 - len(kept))
+            batch = cursor.fetchmany(want)
+            for raw in batch:
+                kept.append(
+                    tuple(
+                        raw[3 * i] if raw[3 * i + 1] is None else Clipped(raw[3 * i + 1], raw[3 * i + 2])
+                        for i in range(width)
+                    )
+                )
+                size += sum(min(raw[3 * i + 2] or 4, cell_bytes) for i in range(width)) + 2
+            if len(batch) < want:
+                break
+            if size > limits.max_output_bytes:
+                capped = len(kept) <= cap
+                break
+    more = len(kept) > cap
+    return Rows(columns, kept[:cap], more, (time.monotonic() - started) * 1000, bytes_capped=capped)
 
 
 def run_prepared(conn: Connection, query: str, params: Sequence[Param]) -> psycopg.RawCursor[tuple[Any, ...]]:
@@ -123,17 +179,25 @@ def _tool_error(exc: psycopg.Error, timeout: float, limits: QueryLimits, cancell
     if isinstance(exc, errors.LockNotAvailable):
         return ToolError(f"timeout: a lock was not granted within {limits.lock_timeout:g} s; try again later")
     if isinstance(exc, errors.ReadOnlySqlTransaction | errors.InsufficientPrivilege):
-        return ToolError(f"denied_by_policy: the database refused it: {detail}")
+        return ToolError(fenced("denied_by_policy: the database refused it; its message:", detail))
+    if isinstance(exc, errors.ConfigurationLimitExceeded | errors.OutOfMemory | errors.DiskFull):
+        return ToolError(
+            fenced(
+                "resource_limit: the statement hit a server resource limit (temp_file_limit, memory); make it "
+                "cheaper (filter, aggregate, fewer or smaller columns). The server said:",
+                detail,
+            )
+        )
     if isinstance(exc, errors.SyntaxError) and "multiple commands" in detail:
         return ToolError("invalid_input: send exactly one SQL statement; this one contains more than one")
     if isinstance(exc, errors.ProgrammingError | errors.DataError | errors.IntegrityError | errors.ProtocolViolation):
         hint = (
             " (placeholders are $1, $2, ...; params gives one value per placeholder)" if "parameter" in detail else ""
         )
-        return ToolError(f"invalid_input: PostgreSQL refused the statement: {detail}{hint}")
+        return ToolError(fenced(f"invalid_input: PostgreSQL refused the statement{hint}; its message:", detail))
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-        return ToolError(f"upstream_error: the database connection failed: {detail}")
-    return ToolError(f"upstream_error: PostgreSQL failed: {detail}")
+        return ToolError(fenced("upstream_error: the database connection failed:", detail))
+    return ToolError(fenced("upstream_error: PostgreSQL failed:", detail))
 
 
 def _commit(conn: Connection) -> None:
@@ -174,7 +238,9 @@ class PostgresSource:
     ) -> None:
         self.read_only = read_only
         self.limits = limits
-        self.guard = SqlGuard.default(allow_functions)
+        allowed = list(allow_functions)
+        self.guard = SqlGuard.default(allowed)
+        self.allowlist = Allowlist(allowed)
         self._dsn = dsn
         self._connect_kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": max(1, int(connect_timeout))}
         self.warnings: list[str] = []
@@ -221,15 +287,42 @@ class PostgresSource:
     def _transaction(self, *, write: bool, timeout: float, cancelled: Cancelled | None) -> Iterator[Connection]:
         """A pooled connection inside a fresh transaction, rolled back at the end unless the caller committed.
 
-        While it is in use, cancelling the call cancels the running statement on the server (see `_pg_cancel`).
+        The call has one hard deadline, `timeout` from now: past it (or once the call is cancelled) the statement
+        gets a cancel request, and `GRACE` later, if the server is still busy, its process is terminated (see
+        `_pg_cancel`). Waiting for a free pooled connection counts against the same deadline.
         """
-        with pg_errors(timeout, self.limits, cancelled), self._connection_pool().connection(timeout=30) as conn:
-            try:
-                with cancelling(conn, cancelled):
-                    begin(conn, read_only=not write, timeout=timeout, lock_timeout=self.limits.lock_timeout)
-                    yield conn
-            finally:
-                rollback(conn)
+        deadline = time.monotonic() + timeout
+        watch = Watch()
+        try:
+            with (
+                pg_errors(timeout, self.limits, cancelled),
+                self._connection_pool().connection(timeout=max(0.1, timeout)) as conn,
+            ):
+                try:
+                    with cancelling(conn, cancelled, deadline=deadline, terminate=self._terminate) as watch:
+                        begin(conn, read_only=not write, timeout=timeout, lock_timeout=self.limits.lock_timeout)
+                        yield conn
+                finally:
+                    rollback(conn)
+        except ToolError as exc:
+            if watch.terminated and not (cancelled is not None and cancelled()):
+                raise ToolError(
+                    f"timeout: the statement ran past its {timeout:g} s deadline and ignored the cancel request, so "
+                    "its server process was terminated. Make it cheaper or pass a longer timeout_ms (up to "
+                    f"{int(self.limits.max_timeout * 1000)})."
+                ) from exc
+            raise
+        except PoolTimeout as exc:
+            raise ToolError(
+                f"upstream_error: all {self._pool_size} database connections stayed busy for the call's {timeout:g} s "
+                "deadline; try again shortly"
+            ) from exc
+
+    def _terminate(self, pid: int) -> None:
+        """End one of our own server processes that ignored its cancel request (same role: no privilege needed)."""
+        with psycopg.connect(self._dsn, **self._connect_kwargs) as conn:
+            conn.execute("SELECT pg_terminate_backend(%s)", [pid])
+        logger.warning("terminated PostgreSQL backend %s: its statement ignored the cancel request", pid)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -264,13 +357,16 @@ class PostgresSource:
             found = catalog.resolve(conn, table, schema)
             name = sql.Identifier(found["schema"], found["name"])
             query = sql.SQL("SELECT * FROM {} LIMIT $1").format(name).as_string(conn)
-            return fetch_rows(conn, query, [count], count)
+            return fetch_rows(conn, query, [count], count, self.limits)
 
     def query(self, sql_text: str, params: Sequence[Param], cap: int, timeout: float, cancelled: Cancelled) -> Rows:
         self.limits.check_sql(sql_text)
-        self.guard.check_read(sql_text)
+        check_params(params)
+        refs = self.guard.check_read(sql_text)
+        statement = statement_text(sql_text)
         with self._transaction(write=False, timeout=timeout, cancelled=cancelled) as conn:
-            return fetch_rows(conn, sql_text, params, cap)
+            self.allowlist.resolve(conn, refs)
+            return fetch_rows(conn, statement, params, cap, self.limits)
 
     def explain(
         self, sql_text: str, params: Sequence[Param], analyze: bool, timeout: float, cancelled: Cancelled
@@ -278,17 +374,20 @@ class PostgresSource:
         self.limits.check_sql(sql_text)
         if analyze and self.read_only:
             raise ToolError("denied_by_policy: EXPLAIN ANALYZE runs the query; this source is read-only")
+        check_params(params)
         if self.read_only or analyze:
-            self.guard.check_read(sql_text)
+            refs = self.guard.check_read(sql_text)
             inner = READ_KINDS
         else:
-            kind, _ = self.guard.parse(sql_text)
+            kind = self.guard.write_kind(sql_text)
             inner = WRITE_KINDS if kind in WRITE_KINDS else READ_KINDS
-            (self.guard.check_write if kind in WRITE_KINDS else self.guard.check_read)(sql_text)
+            refs = (self.guard.check_write if kind in WRITE_KINDS else self.guard.check_read)(sql_text)
         text = f"EXPLAIN ({'ANALYZE, ' if analyze else ''}FORMAT JSON) {sql_text}"
         self.guard.check_explain(text, inner=inner)
-        # Always inside a READ ONLY transaction: ANALYZE executes, so only reads may be analyzed.
+        # Always inside a READ ONLY transaction: ANALYZE executes, so only reads may be analyzed. Planning evaluates
+        # constant expressions, so the allowlist and the hard deadline apply to explain as to a query.
         with self._transaction(write=False, timeout=timeout, cancelled=cancelled) as conn:
+            self.allowlist.resolve(conn, refs)
             row = run_prepared(conn, text, params).fetchone()
         return {"engine": "postgresql", "plan": row[0] if row else None}
 
@@ -306,8 +405,10 @@ class PostgresSource:
         self.limits.check_sql(sql_text)
         if self.read_only:
             raise ToolError("denied_by_policy: this source is read-only")
-        self.guard.check_write(sql_text)
+        check_params(params)
+        refs = self.guard.check_write(sql_text)
         with self._transaction(write=True, timeout=timeout, cancelled=cancelled) as conn:
+            self.allowlist.resolve(conn, refs)
             started = time.monotonic()
             cursor = run_prepared(conn, sql_text, params)
             returning = None

@@ -12,6 +12,7 @@ from typing import Any
 
 from bridge import ToolError
 
+from ._format import fenced
 from ._source import Detail, ObjectType
 
 __all__ = ["describe", "quote", "resolve", "search"]
@@ -46,8 +47,14 @@ def resolve(conn: sqlite3.Connection, table: str) -> dict[str, Any]:
         for r in conn.execute(f"SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') AND {_USER_OBJECTS}")
     ]
     close = difflib.get_close_matches(table, names, n=5)
-    hint = f"; did you mean {', '.join(close)}?" if close else "; search_objects lists the tables"
-    raise ToolError(f"invalid_input: no table or view named {table!r}{hint}")
+    if close:
+        raise ToolError(
+            fenced(
+                f"invalid_input: no table or view named {table!r}; did you mean one of these names from the database?",
+                ", ".join(close),
+            )
+        )
+    raise ToolError(f"invalid_input: no table or view named {table!r}; search_objects lists the tables")
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> list[dict[str, Any]]:

@@ -116,7 +116,7 @@ def build_toolset(source: Source, *, name: str, prefix: str | None, lifespan: Ca
         described = source.describe_table(table, schema, _probe(ctx))
         if sample_rows:
             described["sample_rows"] = _sample(source.sample_rows(table, schema, sample_rows, _probe(ctx)))
-        return render_document(described, limits=limits, header={"table": described.get("name", table)})
+        return render_document(described, limits=limits, header={"object": described.get("type", "table")})
 
     def query(
         ctx: ToolContext,
