@@ -63,7 +63,7 @@ def resolve(conn: Connection, table: str, schema: str | None) -> dict[str, Any]:
         if close:
             raise ToolError(
                 fenced(
-                    f"invalid_input: no table or view named {table!r}; did you mean one of these names from the database?",
+                    f"invalid_input: no table or view named {table!r}; did you mean one of these?",
                     ", ".join(close),
                 )
             )

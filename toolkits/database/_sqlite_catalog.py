@@ -50,7 +50,7 @@ def resolve(conn: sqlite3.Connection, table: str) -> dict[str, Any]:
     if close:
         raise ToolError(
             fenced(
-                f"invalid_input: no table or view named {table!r}; did you mean one of these names from the database?",
+                f"invalid_input: no table or view named {table!r}; did you mean one of these?",
                 ", ".join(close),
             )
         )
