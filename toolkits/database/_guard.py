@@ -43,8 +43,8 @@ _WRITE = """InsertStmt UpdateStmt DeleteStmt MergeStmt OnConflictClause InferCla
 _WRITE_NODES = frozenset(_WRITE.split())
 _ALLOWED = """SelectStmt ResTarget ColumnRef String A_Const Integer Float Boolean BitString A_Star RangeVar Alias
     JoinExpr A_Expr BoolExpr FuncCall TypeCast TypeName SortBy WithClause CommonTableExpr CTESearchClause
-    CTECycleClause SubLink RangeSubselect RangeFunction RangeTableSample NullTest BooleanTest CaseExpr CaseWhen CoalesceExpr MinMaxExpr
-    A_ArrayExpr RowExpr A_Indirection A_Indices ParamRef WindowDef SQLValueFunction CollateClause GroupingSet
+    CTECycleClause SubLink RangeSubselect RangeFunction RangeTableSample NullTest BooleanTest CaseExpr
+    CaseWhen CoalesceExpr MinMaxExpr A_ArrayExpr RowExpr A_Indirection A_Indices ParamRef WindowDef SQLValueFunction CollateClause GroupingSet
     GroupingFunc ColumnDef List JsonObjectConstructor JsonArrayConstructor JsonArrayQueryConstructor JsonValueExpr
     JsonOutput JsonFormat JsonKeyValue JsonIsPredicate JsonReturning JsonObjectAgg JsonArrayAgg JsonAggConstructor
     JsonParseExpr JsonScalarExpr JsonSerializeExpr JsonFuncExpr JsonBehavior JsonArgument"""
