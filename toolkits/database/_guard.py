@@ -41,13 +41,15 @@ WRITE_KINDS = frozenset({"InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"})
 _WRITE = """InsertStmt UpdateStmt DeleteStmt MergeStmt OnConflictClause InferClause IndexElem MultiAssignRef
     SetToDefault MergeWhenClause ReturningClause ReturningOption"""
 _WRITE_NODES = frozenset(_WRITE.split())
-_ALLOWED = """SelectStmt ResTarget ColumnRef String A_Const Integer Float Boolean BitString A_Star RangeVar Alias JoinExpr
-    A_Expr BoolExpr FuncCall TypeCast TypeName SortBy WithClause CommonTableExpr CTESearchClause CTECycleClause
-    SubLink RangeSubselect RangeFunction RangeTableSample NullTest BooleanTest CaseExpr CaseWhen CoalesceExpr
-    MinMaxExpr A_ArrayExpr RowExpr A_Indirection A_Indices ParamRef WindowDef SQLValueFunction CollateClause
-    GroupingSet GroupingFunc ColumnDef List JsonObjectConstructor JsonArrayConstructor JsonArrayQueryConstructor
-    JsonValueExpr JsonOutput JsonFormat JsonKeyValue JsonIsPredicate JsonReturning JsonObjectAgg JsonArrayAgg
-    JsonAggConstructor JsonParseExpr JsonScalarExpr JsonSerializeExpr JsonFuncExpr JsonBehavior JsonArgument"""
+_ALLOWED = """SelectStmt ResTarget ColumnRef String A_Const Integer Float Boolean BitString A_Star RangeVar Alias
+    JoinExpr A_Expr BoolExpr FuncCall TypeCast TypeName SortBy WithClause CommonTableExpr
+    CTESearchClause CTECycleClause SubLink RangeSubselect RangeFunction RangeTableSample NullTest
+    BooleanTest CaseExpr CaseWhen CoalesceExpr MinMaxExpr A_ArrayExpr RowExpr A_Indirection
+    A_Indices ParamRef WindowDef SQLValueFunction CollateClause GroupingSet GroupingFunc ColumnDef
+    List JsonObjectConstructor JsonArrayConstructor JsonArrayQueryConstructor JsonValueExpr
+    JsonOutput JsonFormat JsonKeyValue JsonIsPredicate JsonReturning JsonObjectAgg JsonArrayAgg
+    JsonAggConstructor JsonParseExpr JsonScalarExpr JsonSerializeExpr JsonFuncExpr JsonBehavior
+    JsonArgument"""
 ALLOWED_NODES = frozenset(_ALLOWED.split())
 """Parse-tree node kinds a statement may contain; anything else is refused, so nothing unknown is walked past."""
 
