@@ -246,9 +246,13 @@ def _tree(sql: str) -> Any:
     return _strip(tree.get("stmts", []))
 
 
+_POSITIONS = ("location", "stmt_len", "list_start", "list_end")
+"""Parse-tree fields that hold offsets into the text (differ when the same statement is embedded elsewhere)."""
+
+
 def _strip(tree: Any) -> Any:
     if isinstance(tree, dict):
-        return {k: _strip(v) for k, v in tree.items() if k not in ("location", "stmt_location", "stmt_len")}
+        return {k: _strip(v) for k, v in tree.items() if not k.endswith(_POSITIONS)}
     if isinstance(tree, list):
         return [_strip(v) for v in tree]
     return tree

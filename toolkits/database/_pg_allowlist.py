@@ -106,7 +106,8 @@ _QUERY = """
 WITH f(kind, schema_ref, name_ref) AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))
 SELECT f.kind, f.schema_ref, f.name_ref, p.oid::int8, n.nspname::text, p.proname::text, NULL::text, NULL::text
 FROM f JOIN pg_proc AS p ON p.proname = f.name_ref JOIN pg_namespace AS n ON n.oid = p.pronamespace
-WHERE f.kind IN ('function', 'field') AND (f.kind = 'function' OR p.pronargs = 1)
+WHERE f.kind IN ('function', 'field')
+  AND (f.kind = 'function' OR (p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1))
   AND (n.nspname = f.schema_ref OR (f.schema_ref IS NULL AND n.nspname = ANY(current_schemas(true))))
 UNION ALL
 SELECT f.kind, f.schema_ref, f.name_ref, o.oid::int8, n.nspname::text, o.oprname::text, cn.nspname::text,

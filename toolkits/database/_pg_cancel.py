@@ -14,6 +14,8 @@ only while a statement runs and ends at once when the statement does.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -87,20 +89,23 @@ def cancelling(
         return (cancelled is not None and cancelled()) or (deadline is not None and time.monotonic() >= deadline)
 
     def watch_statement() -> None:
-        sent_at = 0.0
+        stage, since = 0, 0.0
         while not done.wait(POLL_INTERVAL):
-            if not watch.cancel_sent and due():
-                watch.cancel_sent, sent_at = True, time.monotonic()
+            now = time.monotonic()
+            if stage == 0 and due():
+                stage, since, watch.cancel_sent = 1, now, True
                 try:
                     conn.cancel_safe(timeout=_CANCEL_TIMEOUT)
                 except psycopg.Error:
                     logger.warning("could not cancel a statement; terminating its server process", exc_info=True)
-            elif watch.cancel_sent and terminate is not None and time.monotonic() >= sent_at + GRACE:
-                watch.terminated = True
+            elif stage == 1 and terminate is not None and now >= since + GRACE:
+                stage, since, watch.terminated = 2, now, True
                 try:
                     terminate(pid)
                 except psycopg.Error:
                     logger.error("could not terminate server process %s after its deadline", pid, exc_info=True)
+            elif stage == 2 and now >= since + GRACE:
+                _hang_up(conn, pid)
                 return
 
     watcher = threading.Thread(target=watch_statement, name="bridge-pg-cancel", daemon=True)
@@ -110,3 +115,22 @@ def cancelling(
     finally:
         done.set()
         watcher.join()
+
+
+def _hang_up(conn: psycopg.Connection[Any], pid: int) -> None:
+    """Shut the client side of the socket, so the call's thread stops waiting for a server that does not answer.
+
+    The server process was told to terminate, but it acts on that only at its next interrupt check: a function
+    that never checks (LIKE on very long strings) computes on until it returns. The call must not wait for it, and
+    its pooled connection must come back: the broken connection is discarded by the pool.
+    """
+    try:
+        with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+    except (OSError, psycopg.Error):
+        logger.debug("could not shut down the socket of server process %s", pid, exc_info=True)
+    logger.error(
+        "PostgreSQL backend %s ignores cancel and terminate requests; the call was answered and its connection "
+        "dropped, but the server process computes until its current function returns",
+        pid,
+    )

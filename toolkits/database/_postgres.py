@@ -183,7 +183,7 @@ def _tool_error(exc: psycopg.Error, timeout: float, limits: QueryLimits, cancell
     if isinstance(exc, errors.ConfigurationLimitExceeded | errors.OutOfMemory | errors.DiskFull):
         return ToolError(
             fenced(
-                "resource_limit: the statement hit a server resource limit (temp_file_limit, memory); make it "
+                "denied_by_policy: the statement hit a server resource limit (temp_file_limit, memory); make it "
                 "cheaper (filter, aggregate, fewer or smaller columns). The server said:",
                 detail,
             )
@@ -224,6 +224,10 @@ class PostgresSource:
 
     engine = "postgresql"
     placeholder_help = "Bind values with $1, $2, ... placeholders and pass them in params, in order."
+    preview_effects = (
+        "no rows: the preview was rolled back. Sequence values it drew (nextval, serial or identity defaults) stay "
+        "used, because PostgreSQL never rolls sequences back, so later ids skip them"
+    )
 
     def __init__(
         self,
@@ -308,7 +312,8 @@ class PostgresSource:
             if watch.terminated and not (cancelled is not None and cancelled()):
                 raise ToolError(
                     f"timeout: the statement ran past its {timeout:g} s deadline and ignored the cancel request, so "
-                    "its server process was terminated. Make it cheaper or pass a longer timeout_ms (up to "
+                    "its server process was terminated and its connection dropped. Make it cheaper (LIKE on very long "
+                    "strings never stops early) or pass a longer timeout_ms (up to "
                     f"{int(self.limits.max_timeout * 1000)})."
                 ) from exc
             raise

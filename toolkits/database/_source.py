@@ -89,6 +89,8 @@ class Source(Protocol):
     read_only: bool
     limits: QueryLimits
     placeholder_help: str
+    preview_effects: str
+    """What a rolled-back write preview leaves changed, in words for the model (SQLite: nothing)."""
 
     def describe(self) -> dict[str, Any]:
         """Engine, version, mode, caps and warnings, so the model can plan without guessing."""

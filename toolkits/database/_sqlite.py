@@ -179,6 +179,7 @@ class SqliteSource:
 
     engine = "sqlite"
     placeholder_help = "Bind values with ? placeholders (or ?1, ?2) and pass them in params, in order."
+    preview_effects = "nothing: the preview was rolled back (AUTOINCREMENT counters included)"
 
     def __init__(self, path_or_uri: str | os.PathLike[str], *, read_only: bool, limits: QueryLimits) -> None:
         self.read_only = read_only

@@ -143,7 +143,10 @@ def build_toolset(source: Source, *, name: str, prefix: str | None, lifespan: Ca
         return render_rows(result, fmt=format, limits=limits, cap=cap)
 
     def explain(ctx: ToolContext, sql: str, params: Params = None, timeout_ms: Timeout = None) -> str:
-        """Show the plan the database would use for one query, without running it.
+        """Show the plan the database would use for one query.
+
+        The query is planned, not run; planning may evaluate constant expressions, under the same checks and
+        deadline as a query.
 
         Args:
             sql: The statement to explain, without EXPLAIN.
@@ -220,8 +223,9 @@ def build_toolset(source: Source, *, name: str, prefix: str | None, lifespan: Ca
                 "rows_affected": outcome.rowcount,
                 "preview_id": issued.id,
                 "expires_in_s": int(limits.preview_ttl),
-                "next": "nothing was changed; to apply exactly this change, call this tool again with mode='commit', "
-                "the same sql and params, and this preview_id",
+                "changed": source.preview_effects,
+                "next": "to apply exactly this change, call this tool again with mode='commit', the same sql and "
+                "params, and this preview_id",
             }
         else:
             if preview_id is None:
