@@ -59,10 +59,14 @@ class Rows:
 
 @dataclass(frozen=True)
 class Clipped:
-    """A cell the engine cut before it left the database: its first characters and its full size in bytes."""
+    """A cell the engine cut before it reached this process: its head and its full size.
 
-    head: str
+    `size` counts bytes (PostgreSQL text, any blob) or, with `unit="chars"`, characters (SQLite text).
+    """
+
+    head: str | bytes
     size: int
+    unit: Literal["bytes", "chars"] = "bytes"
 
 
 # --- exact values ---------------------------------------------------------------------------------------------------
@@ -112,7 +116,13 @@ def safe_value(value: Any, limits: QueryLimits, cuts: _Cuts | None = None, *, wh
     cuts = cuts if cuts is not None else _Cuts()
     if isinstance(value, Clipped):
         cuts.count += 1
-        return f"{_clean(value.head)[: limits.max_cell_chars]}…[{value.size} bytes in total]"
+        if isinstance(value.head, bytes):
+            shown = base64.b64encode(value.head[: limits.max_blob_bytes]).decode("ascii")
+            return f"base64:{shown}…[{value.size} bytes in total]"
+        head = _clean(value.head)[: limits.max_cell_chars]
+        if value.unit == "chars":
+            return f"{head}…[+{value.size - len(head)} chars]"
+        return f"{head}…[{value.size} bytes in total]"
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
