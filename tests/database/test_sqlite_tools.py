@@ -77,13 +77,12 @@ def test_missing_or_invalid_files_fail_at_construction(tmp_path: Path) -> None:
 
 
 async def test_describe_source(shop: Toolset) -> None:
-    """describe_source reports engine, mode, caps and tool names as plain JSON."""
-    result = await shop.call("db_describe_source", {})
-    described = json.loads(result.text)
+    """describe_source reports engine, mode, caps and tool names in its header, the file's details fenced."""
+    header, described = answer(await shop.call("db_describe_source", {}))
     assert described["engine"] == "sqlite"
-    assert described["mode"] == "read-only"
-    assert described["caps"]["max_rows_limit"] == 1000
-    assert described["tools"] == shop.names()
+    assert header["mode"] == "read-only"
+    assert header["caps"]["max_rows_limit"] == 1000
+    assert header["tools"] == shop.names()
 
 
 async def test_search_objects_progressive_detail(shop: Toolset) -> None:

@@ -162,7 +162,7 @@ class Allowlist:
         if not wanted:
             return
         cursor = psycopg.RawCursor(conn)
-        cursor.execute(_QUERY, [[w[0] for w in wanted], [w[1] for w in wanted], [w[2] for w in wanted]], prepare=True)
+        cursor.execute(_QUERY, [[w[0] for w in wanted], [w[1] for w in wanted], [w[2] for w in wanted]], prepare=False)
         for kind, schema_ref, name_ref, oid, schema, name, extra1, extra2 in cursor.fetchall():
             written = _qualified(schema_ref, name_ref)
             if kind == "function" and not self.function_allowed(oid, schema, name, writing=refs.writing):

@@ -66,9 +66,10 @@ def cancelling(
 ) -> Iterator[Watch]:
     """While the body runs, stop `conn`'s statement once `cancelled()` turns true or the deadline passes.
 
-    First a cancel request (`Connection.cancel_safe`); if the server is still busy `GRACE` seconds later (some
-    functions, such as LIKE on long strings, never look for cancellation), `terminate(pid)` ends the server process,
-    so no CPU is spent past the deadline plus the grace. A terminated connection is broken and the pool drops it.
+    On cancellation, a cancel request (`Connection.cancel_safe`). Past the deadline the server's own
+    `statement_timeout` has stopped the statement; one still running `GRACE` later (or `GRACE` after a cancel
+    request) ignores interrupts, so `terminate(pid)` asks the server to end the process, and `GRACE` after that
+    the client side of the socket is shut, so the call is answered and the pool drops the broken connection.
 
     The watcher is stopped and joined before this returns, so no cancel request is sent for a later statement on
     the same connection (the rollback, the pool's reset, the next call).
@@ -85,20 +86,20 @@ def cancelling(
     done = threading.Event()
     pid = conn.info.backend_pid
 
-    def due() -> bool:
-        return (cancelled is not None and cancelled()) or (deadline is not None and time.monotonic() >= deadline)
-
     def watch_statement() -> None:
         stage, since = 0, 0.0
         while not done.wait(POLL_INTERVAL):
             now = time.monotonic()
-            if stage == 0 and due():
+            overdue = deadline is not None and now >= deadline + GRACE
+            if stage == 0 and cancelled is not None and cancelled():
                 stage, since, watch.cancel_sent = 1, now, True
                 try:
                     conn.cancel_safe(timeout=_CANCEL_TIMEOUT)
                 except psycopg.Error:
                     logger.warning("could not cancel a statement; terminating its server process", exc_info=True)
-            elif stage == 1 and terminate is not None and now >= since + GRACE:
+            elif terminate is not None and stage < 2 and (overdue or (stage == 1 and now >= since + GRACE)):
+                # The server's statement_timeout fires at the deadline; a statement still running GRACE later
+                # ignores interrupts, so a cancel request would change nothing (and could hit a later statement).
                 stage, since, watch.terminated = 2, now, True
                 try:
                     terminate(pid)

@@ -54,13 +54,16 @@ def build_toolset(source: Source, *, name: str, prefix: str | None, lifespan: Ca
     Params = list[Param] | None
     placeholders = source.placeholder_help
 
-    def describe_source() -> dict[str, Any]:
+    def describe_source() -> str:
         """Describe this database: engine, version, mode, caps on rows, output and time, and parameter style.
 
         Call it first to plan queries.
         """
-        return {
-            **source.describe(),
+        reported = source.describe()  # what the server reports (version, names) is database text: fenced below
+        header = {
+            "engine": source.engine,
+            "mode": "read-only" if source.read_only else "read-write",
+            "placeholders": placeholders,
             "caps": {
                 "max_rows_default": limits.max_rows,
                 "max_rows_limit": limits.max_rows_limit,
@@ -71,6 +74,7 @@ def build_toolset(source: Source, *, name: str, prefix: str | None, lifespan: Ca
             },
             "tools": tools.names(),
         }
+        return render_document(reported, limits=limits, header=header)
 
     def search_objects(
         ctx: ToolContext,
