@@ -334,6 +334,37 @@ async def test_preview_says_what_it_may_change(pg: PgServer) -> None:
             conn.execute("DROP TABLE notes")
 
 
+async def test_returning_rows_are_bounded_like_a_query(pg: PgServer) -> None:
+    """A write's RETURNING sends back a few clipped rows and the exact count, not all 6 MB of returned rows."""
+    with psycopg.connect(pg.admin, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS blobs (id int, body text); GRANT SELECT, INSERT ON blobs TO bridge_writer"
+        )
+    try:
+        async with postgres_toolset(pg.writer, read_only=False) as toolset:
+            tracemalloc.start()
+            try:
+                result = await toolset.call(
+                    "db_execute",
+                    {
+                        "sql": "INSERT INTO blobs SELECT g, 'x' FROM generate_series(1, 30) AS g "
+                        "RETURNING id, repeat(body, 200000) AS big"
+                    },
+                )
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+        header, body = answer(result)
+        assert header["rows_affected"] == 30
+        assert peak < 2_000_000, peak
+        assert body["more"] is True
+        assert body["rows"][0][1].endswith("…[200000 bytes in total]")
+        assert pg.scalar("SELECT count(*) FROM blobs") == 0
+    finally:
+        with psycopg.connect(pg.admin, autocommit=True) as conn:
+            conn.execute("DROP TABLE blobs")
+
+
 async def test_database_text_in_errors_is_fenced(pg: PgServer, toolsets: dict[str, Toolset]) -> None:
     """A value quoted back in a server error message arrives inside the untrusted-data boundary."""
     result = await toolsets["reader"].call("db_query", {"sql": "SELECT note::int FROM customers WHERE id = 13"})

@@ -152,7 +152,9 @@ class SqlGuard:
                 f"denied_by_policy: {_label(kind)} is not allowed here; this tool runs one INSERT, UPDATE, DELETE or "
                 f"MERGE{hint}"
             )
-        return self._walk(body, writing=True)
+        refs = self._walk(body, writing=True)
+        refs.returning = bool(body.get("returningList") or body.get("returningClause"))  # before / since PG 18
+        return refs
 
     def write_kind(self, sql: str) -> str:
         """The statement's node kind (for choosing which check applies)."""

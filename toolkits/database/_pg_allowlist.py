@@ -100,6 +100,7 @@ class References:
     operators: set[tuple[str | None, str]] = field(default_factory=set)
     types: set[tuple[str | None, str]] = field(default_factory=set)
     writing: bool = False
+    returning: bool = False
 
 
 _QUERY = """

@@ -158,6 +158,50 @@ def run_prepared(conn: Connection, query: str, params: Sequence[Param]) -> psyco
     return cursor
 
 
+def _returning_select(statement: str, width: int, cell_bytes: int, head_chars: int, sample: int) -> str:
+    """Wrap a write with RETURNING so only `sample + 1` rows, with cells cut like a query's, come back, plus the count.
+
+    A data-modifying CTE always runs to completion, so the write does exactly what it would alone; `count(*) OVER ()`
+    counts every returned row, which is the number of rows the write affected.
+    """
+    inner = ", ".join(f"c{i}" for i in range(width))
+    sizes = ", ".join(f"octet_length(i.c{i}::text) AS n{i}" for i in range(width))
+    cells = ", ".join(
+        f"CASE WHEN q.n{i} IS NULL OR q.n{i} <= {cell_bytes} THEN q.c{i} END AS v{i}, "
+        f"CASE WHEN q.n{i} > {cell_bytes} THEN left(q.c{i}::text, {head_chars}) END AS h{i}, q.n{i} AS n{i}"
+        for i in range(width)
+    )
+    return (
+        f"WITH w AS (\n{statement}\n) SELECT r.*, count(*) OVER () FROM (SELECT {cells} FROM (SELECT i.*, {sizes} "
+        f"FROM w AS i({inner})) AS q) AS r LIMIT {sample + 1}"
+    )
+
+
+def write_returning(
+    conn: Connection, statement: str, params: Sequence[Param], sample: int, limits: QueryLimits
+) -> tuple[int, Rows]:
+    """Run a write that has RETURNING with its returned rows bounded like a query's; return its row count and sample.
+
+    The statement is first described (parsed, not run) to learn its columns.
+    """
+    described = conn.pgconn.prepare(b"", statement.encode(), None)
+    if described.status != psycopg.pq.ExecStatus.COMMAND_OK:
+        raise errors.error_from_result(described, encoding=conn.info.encoding)
+    shape = conn.pgconn.describe_prepared(b"")
+    width = shape.nfields
+    columns = [(shape.fname(i) or b"?").decode(conn.info.encoding, "replace") for i in range(width)]
+    cell_bytes = max(4 * limits.max_cell_chars, 2 * limits.max_blob_bytes + 2)
+    text = _returning_select(statement, width, cell_bytes, limits.max_cell_chars, sample)
+    check_embedded(text, statement, _returning_select("SELECT 1", width, cell_bytes, limits.max_cell_chars, sample))
+    raw = run_prepared(conn, text, params).fetchall()
+    rows = [
+        tuple(r[3 * i] if r[3 * i + 1] is None else Clipped(r[3 * i + 1], r[3 * i + 2]) for i in range(width))
+        for r in raw
+    ]
+    rowcount = int(raw[0][-1]) if raw else 0
+    return rowcount, Rows(columns, rows[:sample], len(rows) > sample)
+
+
 @contextmanager
 def pg_errors(timeout: float, limits: QueryLimits, cancelled: Cancelled | None = None) -> Iterator[None]:
     """Translate server errors into `ToolError`s that say what happened and what the model can do."""
@@ -412,19 +456,21 @@ class PostgresSource:
             raise ToolError("denied_by_policy: this source is read-only")
         check_params(params)
         refs = self.guard.check_write(sql_text)
+        statement = statement_text(sql_text)
         with self._transaction(write=True, timeout=timeout, cancelled=cancelled) as conn:
             self.allowlist.resolve(conn, refs)
             started = time.monotonic()
-            cursor = run_prepared(conn, sql_text, params)
             returning = None
-            if cursor.description is not None:
-                kept = cursor.fetchmany(sample + 1)
-                columns = [c.name for c in cursor.description]
-                returning = Rows(columns, list(kept[:sample]), len(kept) > sample, (time.monotonic() - started) * 1000)
-            check(cursor.rowcount)
+            if refs.returning:
+                rowcount, returning = write_returning(conn, statement, params, sample, self.limits)
+            else:
+                rowcount = run_prepared(conn, statement, params).rowcount
+            if returning is not None:
+                returning.elapsed_ms = (time.monotonic() - started) * 1000
+            check(rowcount)
             if commit:
                 _commit(conn)
-        return WriteOutcome(rowcount=cursor.rowcount, returning=returning)
+        return WriteOutcome(rowcount=rowcount, returning=returning)
 
     def close(self) -> None:
         with self._lock:
