@@ -211,6 +211,8 @@ class SqlGuard:
                 refs.operators.update((None, op) for op in _BETWEEN_OPERATORS)
             else:
                 refs.operators.add(_split(_names(value.get("name", []))))
+        elif key == "CaseExpr" and value.get("arg"):
+            refs.operators.add((None, "="))  # CASE x WHEN y compares with the = operator
         elif key == "SubLink" and value.get("operName"):
             refs.operators.add(_split(_names(value["operName"])))
         elif key == "SortBy" and value.get("useOp"):

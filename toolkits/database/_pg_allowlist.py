@@ -65,6 +65,8 @@ _SAFE = """
     jsonb_object_agg_unique_strict json_scalar json_serialize
     lower_inc upper_inc lower_inf upper_inf isempty range_merge multirange int4range int8range numrange tsrange
     tstzrange daterange
+    area center diameter height width radius npoints isclosed isopen pclose popen point box circle line lseg path
+    polygon slope isvertical ishorizontal isparallel isperp enum_first enum_last enum_range
     host hostmask masklen netmask network broadcast family abbrev inet_same_family inet_merge set_masklen
     gen_random_uuid uuid_extract_timestamp uuid_extract_version
     to_tsvector to_tsquery plainto_tsquery phraseto_tsquery websearch_to_tsquery ts_rank ts_rank_cd ts_headline

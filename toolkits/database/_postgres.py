@@ -7,13 +7,16 @@ Each layer is a small function so it can be tested on its own, and each one alon
 2. **Channel** (`fetch_rows`, `run_prepared`): model SQL only ever travels over the extended protocol, as a server-side
    cursor (`DECLARE ... CURSOR FOR`) or a prepared statement, both of which the server refuses to split into several
    commands. `COMMIT; DROP TABLE ...` (V1, P1-P4) has no channel to travel on.
-3. **Parse** (`_guard.SqlGuard`): pglast checks the statement kind and every function call, FROM clause included (V4).
+3. **Parse** (`_guard.SqlGuard`, `_pg_allowlist.Allowlist`): pglast checks the statement kind and collects every name
+   that could run code (calls in any position, V4; field notation; operators; types), which is then resolved against
+   the catalog in the call's transaction and checked with an allowlist.
 4. **Engine** (`begin`): `BEGIN READ ONLY`, `SET LOCAL statement_timeout`, `lock_timeout` and
    `idle_in_transaction_session_timeout`, and always `ROLLBACK` (P5, P8, P9). The deadline is the server's, so it holds
-   even when the calling thread has been abandoned.
+   even when the calling thread has been abandoned; a statement that ignores it is terminated (`_pg_cancel`).
 
-Rows are fetched with `fetchmany(cap + 1)` from the server-side cursor, so a query over a million rows transfers
-`cap + 1` of them and truncation is detected exactly, without rewriting the SQL (P10).
+Rows are fetched in small batches from a server-side cursor with large cells cut on the server (`_pg_rows`), so a
+query over a million rows transfers `cap + 1` of them, truncation is detected exactly, and no cell is larger than a
+few times `max_cell_chars` when it reaches this process (P10).
 """
 
 from __future__ import annotations
