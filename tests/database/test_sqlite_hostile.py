@@ -39,6 +39,12 @@ QUADRATIC = {
 
 
 @pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    """The worker pool is thread- and process-based, the same under either backend: asyncio only, to save time."""
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory, shop_db: Path) -> tuple[Path, Toolset]:
     """A copy of the shop database alone in its directory, served read-only with a 0.1 s default deadline."""
     directory = tmp_path_factory.mktemp("hostile")
