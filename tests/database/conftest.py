@@ -50,6 +50,8 @@ GRANT USAGE ON SCHEMA public TO bridge_reader, bridge_writer;
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO bridge_reader;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO bridge_writer;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO bridge_writer;
+ALTER ROLE bridge_reader SET temp_file_limit = '16MB';
+ALTER ROLE bridge_writer SET temp_file_limit = '16MB';
 """
 
 

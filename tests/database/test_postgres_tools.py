@@ -46,8 +46,9 @@ def test_hints_and_names(pg: PgServer) -> None:
 
 
 async def test_describe_source(shop: Toolset) -> None:
-    """describe_source names the engine, database, role and mode."""
-    described = json.loads((await shop.call("db_describe_source", {})).text)
+    """describe_source names the engine, database, role and mode; what the server reports is inside the boundary."""
+    header, described = answer(await shop.call("db_describe_source", {}))
+    assert header["mode"] == "read-only"
     assert (described["engine"], described["database"], described["role"], described["mode"]) == (
         "postgresql",
         "shop",

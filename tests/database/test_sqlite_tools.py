@@ -77,13 +77,12 @@ def test_missing_or_invalid_files_fail_at_construction(tmp_path: Path) -> None:
 
 
 async def test_describe_source(shop: Toolset) -> None:
-    """describe_source reports engine, mode, caps and tool names as plain JSON."""
-    result = await shop.call("db_describe_source", {})
-    described = json.loads(result.text)
+    """describe_source reports engine, mode, caps and tool names in its header, the file's details fenced."""
+    header, described = answer(await shop.call("db_describe_source", {}))
     assert described["engine"] == "sqlite"
-    assert described["mode"] == "read-only"
-    assert described["caps"]["max_rows_limit"] == 1000
-    assert described["tools"] == shop.names()
+    assert header["mode"] == "read-only"
+    assert header["caps"]["max_rows_limit"] == 1000
+    assert header["tools"] == shop.names()
 
 
 async def test_search_objects_progressive_detail(shop: Toolset) -> None:
@@ -131,7 +130,8 @@ async def test_describe_table_suggests_close_names(shop: Toolset) -> None:
     """An unknown table is an is_error with the closest names, so the model can correct itself."""
     result = await shop.call("db_describe_table", {"table": "order"})
     assert result.is_error
-    assert "did you mean orders" in result.text
+    assert "did you mean" in result.text
+    assert result.text.index("<untrusted-data-") < result.text.index("orders")
 
 
 async def test_query_with_bound_params_in_each_format(shop: Toolset) -> None:

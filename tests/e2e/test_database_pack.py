@@ -58,6 +58,7 @@ async def test_agent_lists_describes_and_queries_a_sqlite_database(tmp_path: Pat
     assert reply["count_is_error"] is False
     assert f"\nn\n{expected}\n</untrusted-data-" in reply["count_text"]
     assert reply["write_is_error"] is True
-    assert "DELETE orders is not allowed" in reply["write_text"]
+    assert reply["write_text"].startswith("denied_by_policy: this tool runs one SELECT")
+    assert reply["write_text"].index("<untrusted-data-") < reply["write_text"].index("DELETE orders")
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM orders").fetchone() == (total_before,)

@@ -1,4 +1,4 @@
-"""Database tools for Claude Managed Agents: SQLite and PostgreSQL, read-only by default, safe against known bypasses.
+"""Database tools for Claude Managed Agents: SQLite and PostgreSQL, read-only by default, with hard limits.
 
 ```python
 from toolkits.database import sqlite_toolset, postgres_toolset
@@ -13,18 +13,23 @@ sources `execute` (two-phase: preview rolls back and returns a preview id; commi
 Read-only is enforced in independent layers, each tested on its own against the attack corpus:
 
 ```
-                SQLite (_sqlite.py)                      PostgreSQL (_postgres.py)
+                SQLite (_sqlite.py, _sqlite_engine.py)   PostgreSQL (_postgres.py)
 credential      mode=ro URI                              role check at startup: refuse superuser, server-file
-                                                         roles, ownership, write or CREATE privileges
+                                                         roles, replication, ownership, write or CREATE privileges
 channel         Connection.execute: one statement        extended protocol only (server cursor / prepared)
-parse           authorizer allowlist (SQLite's parser)   pglast: one SELECT, every function call checked
-engine          query_only, ATTACHED=0, no extensions    BEGIN READ ONLY, SET LOCAL statement_timeout and
-                progress-handler deadline                lock_timeout, always ROLLBACK
-output          rows capped with fetchmany(cap + 1), cells and bytes capped, exact values, untrusted-data boundary
+parse           authorizer allowlist (SQLite's parser)   pglast: one SELECT, known node kinds, and every function,
+                                                         operator, type and field name resolved against the catalog
+                                                         and checked with an allowlist (_pg_allowlist.py)
+engine          query_only, ATTACHED=0, no extensions,   BEGIN READ ONLY, SET LOCAL statement_timeout and
+                hard_heap_limit, temp_store=MEMORY       lock_timeout, always ROLLBACK
+deadline        worker process killed at deadline+0.1 s  statement_timeout, then pg_terminate_backend and a dropped
+                (_sqlite_pool.py)                        connection (_pg_cancel.py)
+output          rows clipped where they are fetched (the SQLite worker; on the PostgreSQL server), output bytes
+                capped, exact values, everything from the database inside the untrusted-data boundary
 ```
 
-A cancelled call (an interrupt, a runtime deadline) stops its statement at once: SQLite's progress handler sees the
-call's cancel flag, and PostgreSQL gets a cancel request from a watcher thread, so neither runs on to its deadline.
+A cancelled call (an interrupt, a runtime deadline) stops its statement at once: the SQLite worker is killed, and
+PostgreSQL gets a cancel request from a watcher thread, so neither runs on to its deadline.
 
 `postgres_toolset` needs the `postgres` extra (`pip install 'tool-bridge[postgres]'`); importing it without the extra
 raises an ImportError that says so, while `sqlite_toolset` needs nothing beyond the standard library.

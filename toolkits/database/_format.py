@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from ._limits import QueryLimits
 
-__all__ = ["Format", "Rows", "render_document", "render_rows", "safe_value", "wrap_untrusted"]
+__all__ = ["Clipped", "Format", "Rows", "fenced", "render_document", "render_rows", "safe_value", "wrap_untrusted"]
 
 Format = Literal["json", "csv", "markdown"]
 JSONValue = None | bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"]
@@ -43,13 +43,30 @@ _INTRO = (
 
 @dataclass
 class Rows:
-    """A result set as fetched: at most `cap` rows, and whether the engine had more."""
+    """A result set as fetched: at most `cap` rows, whether the engine had more, and whether bytes stopped the fetch.
+
+    `bytes_capped` is set when the engine stopped fetching because the rows already fetched filled the output
+    budget: the rows past it were never transferred.
+    """
 
     columns: list[str]
     rows: Sequence[Sequence[Any]]
     more: bool = False
     elapsed_ms: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    bytes_capped: bool = False
+
+
+@dataclass(frozen=True)
+class Clipped:
+    """A cell the engine cut before it reached this process: its head and its full size.
+
+    `size` counts bytes (PostgreSQL text, any blob) or, with `unit="chars"`, characters (SQLite text).
+    """
+
+    head: str | bytes
+    size: int
+    unit: Literal["bytes", "chars"] = "bytes"
 
 
 # --- exact values ---------------------------------------------------------------------------------------------------
@@ -97,6 +114,15 @@ def safe_value(value: Any, limits: QueryLimits, cuts: _Cuts | None = None, *, wh
         None, bool, int (within ±2**53), float (finite), str, or lists/dicts of those.
     """
     cuts = cuts if cuts is not None else _Cuts()
+    if isinstance(value, Clipped):
+        cuts.count += 1
+        if isinstance(value.head, bytes):
+            shown = base64.b64encode(value.head[: limits.max_blob_bytes]).decode("ascii")
+            return f"base64:{shown}…[{value.size} bytes in total]"
+        head = _clean(value.head)[: limits.max_cell_chars]
+        if value.unit == "chars":
+            return f"{head}…[+{value.size - len(head)} chars]"
+        return f"{head}…[{value.size} bytes in total]"
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
@@ -108,7 +134,7 @@ def safe_value(value: Any, limits: QueryLimits, cuts: _Cuts | None = None, *, wh
     if isinstance(value, decimal.Decimal):
         return str(value)
     if isinstance(value, str):
-        return _cut(value, limits.max_cell_chars, cuts)
+        return _cut(_clean(value), limits.max_cell_chars, cuts)
     if isinstance(value, bytes | bytearray | memoryview):
         raw = bytes(value)
         shown = base64.b64encode(raw[: limits.max_blob_bytes]).decode("ascii")
@@ -125,7 +151,7 @@ def safe_value(value: Any, limits: QueryLimits, cuts: _Cuts | None = None, *, wh
     if isinstance(value, Mapping | list | tuple):
         nested = _Cuts()
         converted: JSONValue = (
-            {str(k): safe_value(v, limits, nested, whole=whole) for k, v in value.items()}
+            {_clean(str(k)): safe_value(v, limits, nested, whole=whole) for k, v in value.items()}
             if isinstance(value, Mapping)
             else [safe_value(v, limits, nested, whole=whole) for v in value]
         )
@@ -135,7 +161,16 @@ def safe_value(value: Any, limits: QueryLimits, cuts: _Cuts | None = None, *, wh
                 return _cut(text, limits.max_cell_chars, cuts)
         cuts.count += nested.count
         return converted
-    return _cut(str(value), limits.max_cell_chars, cuts)
+    return _cut(_clean(str(value)), limits.max_cell_chars, cuts)
+
+
+def _clean(text: str) -> str:
+    """Replace lone surrogates (text no UTF-8 encoder accepts) with U+FFFD, so rendering never fails on them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
 
 
 # --- bounded output ---------------------------------------------------------------------------------------------------
@@ -186,6 +221,8 @@ def render_rows(result: Rows, *, fmt: Format, limits: QueryLimits, cap: int) -> 
     lines: list[str] = []
     size = 0
     truncated_by: str | None = "max_rows" if result.more else None
+    if result.bytes_capped and truncated_by is None:
+        truncated_by = "max_output_bytes"
     for row in result.rows:
         line = _encode_row([safe_value(v, limits, cuts) for v in row], fmt)
         size += len(line.encode()) + 1
@@ -211,7 +248,8 @@ def render_rows(result: Rows, *, fmt: Format, limits: QueryLimits, cap: int) -> 
         header["note"] = f"rows past {limits.max_output_bytes} bytes of output were dropped; select fewer columns"
     if result.warnings:
         header["warnings"] = result.warnings
-    return json.dumps(header) + "\n" + wrap_untrusted(_assemble(result.columns, lines, fmt))
+    columns = [_clean(c) for c in result.columns]
+    return json.dumps(header) + "\n" + wrap_untrusted(_assemble(columns, lines, fmt))
 
 
 def render_document(data: Any, *, limits: QueryLimits, header: Mapping[str, Any] | None = None) -> str:
@@ -236,3 +274,17 @@ def wrap_untrusted(body: str) -> str:
         nonce = secrets.token_hex(8)
     tag = f"untrusted-data-{nonce}"
     return f"{_INTRO.format(tag=tag)}\n<{tag}>\n{body}\n</{tag}>"
+
+
+def fenced(message: str, database_text: str, limit: int = 500) -> str:
+    """An error message whose part that came from the database (a server message, a name) sits inside a boundary.
+
+    Args:
+        message: Our own words: the category prefix and what the model can do.
+        database_text: Text the database produced; it may carry instructions planted by whoever wrote the data.
+        limit: The most characters of `database_text` shown.
+    """
+    text = _clean(database_text)
+    if len(text) > limit:
+        text = f"{text[:limit]}…[+{len(text) - limit} chars]"
+    return f"{message}\n{wrap_untrusted(text)}"

@@ -30,6 +30,10 @@ class QueryLimits:
         max_sql_chars: Longer SQL text is refused before it reaches the engine.
         max_rows_affected: The default bound on rows a write (execute tool) may change.
         preview_ttl: Seconds a write preview stays committable.
+        max_memory_bytes: SQLite: the heap ceiling of the worker running a call (`PRAGMA hard_heap_limit`; sorts
+            and temp tables live in it). PostgreSQL memory and temp files are the role's settings (`work_mem`,
+            `temp_file_limit`), which only an administrator can set.
+        max_value_bytes: SQLite: the largest string or blob a statement may build (`SQLITE_LIMIT_LENGTH`).
     """
 
     max_rows: int = 100
@@ -43,6 +47,8 @@ class QueryLimits:
     max_sql_chars: int = 100_000
     max_rows_affected: int = 1000
     preview_ttl: float = 600.0
+    max_memory_bytes: int = 256 * 1024 * 1024
+    max_value_bytes: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
         problems = [
@@ -59,6 +65,8 @@ class QueryLimits:
                 "max_sql_chars",
                 "max_rows_affected",
                 "preview_ttl",
+                "max_memory_bytes",
+                "max_value_bytes",
             )
             if not getattr(self, name) > 0
         ]
@@ -104,3 +112,10 @@ class QueryLimits:
             raise ToolError("invalid_input: sql is empty")
         if len(sql) > self.max_sql_chars:
             raise ToolError(f"invalid_input: sql is {len(sql)} characters; the limit is {self.max_sql_chars}")
+        try:
+            sql.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ToolError(
+                f"invalid_input: sql contains a lone surrogate (U+{ord(sql[exc.start]):04X}) at character "
+                f"{exc.start}; send valid Unicode"
+            ) from None

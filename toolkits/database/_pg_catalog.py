@@ -14,6 +14,7 @@ import psycopg
 
 from bridge import ToolError
 
+from ._format import fenced
 from ._source import Detail, ObjectType
 
 __all__ = ["describe", "resolve", "search"]
@@ -59,12 +60,20 @@ def resolve(conn: Connection, table: str, schema: str | None) -> dict[str, Any]:
             )
         ]
         close = difflib.get_close_matches(table, names, n=5)
-        hint = f"; did you mean {', '.join(close)}?" if close else "; search_objects lists the tables"
-        raise ToolError(f"invalid_input: no table or view named {table!r}{hint}")
+        if close:
+            raise ToolError(
+                fenced(
+                    f"invalid_input: no table or view named {table!r}; did you mean one of these?",
+                    ", ".join(close),
+                )
+            )
+        raise ToolError(f"invalid_input: no table or view named {table!r}; search_objects lists the tables")
     on_path = [f for f in exact if f["schema"] == exact[0]["schema"]]
     if schema is None and len({f["schema"] for f in exact}) > 1 and len(on_path) == len(exact):
         schemas = ", ".join(sorted({f["schema"] for f in exact}))
-        raise ToolError(f"invalid_input: {table!r} exists in several schemas ({schemas}); pass schema")
+        raise ToolError(
+            fenced(f"invalid_input: {table!r} exists in several schemas; pass schema. The schemas:", schemas)
+        )
     return exact[0]
 
 

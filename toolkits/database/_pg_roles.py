@@ -92,6 +92,13 @@ def inspect_role(conn: psycopg.Connection[tuple[object, ...]], *, read_only: boo
         report.warnings.append(f"role {role} has BYPASSRLS (row-level security does not apply to it)")
     if read_only and not superuser:
         _check_writes(conn, report)
+    temp_limit = conn.execute("SELECT current_setting('temp_file_limit')").fetchone()
+    if temp_limit is not None and str(temp_limit[0]) == "-1":
+        report.warnings.append(
+            f"temp_file_limit is unlimited for role {role}: one sort or hash can fill the server's disk with temp "
+            f"files; an administrator can set ALTER ROLE {sql.Identifier(str(role)).as_string()} SET temp_file_limit "
+            "= '1GB'"
+        )
     return report
 
 

@@ -7,13 +7,16 @@ Each layer is a small function so it can be tested on its own, and each one alon
 2. **Channel** (`fetch_rows`, `run_prepared`): model SQL only ever travels over the extended protocol, as a server-side
    cursor (`DECLARE ... CURSOR FOR`) or a prepared statement, both of which the server refuses to split into several
    commands. `COMMIT; DROP TABLE ...` (V1, P1-P4) has no channel to travel on.
-3. **Parse** (`_guard.SqlGuard`): pglast checks the statement kind and every function call, FROM clause included (V4).
+3. **Parse** (`_guard.SqlGuard`, `_pg_allowlist.Allowlist`): pglast checks the statement kind and collects every name
+   that could run code (calls in any position, V4; field notation; operators; types), which is then resolved against
+   the catalog in the call's transaction and checked with an allowlist.
 4. **Engine** (`begin`): `BEGIN READ ONLY`, `SET LOCAL statement_timeout`, `lock_timeout` and
    `idle_in_transaction_session_timeout`, and always `ROLLBACK` (P5, P8, P9). The deadline is the server's, so it holds
-   even when the calling thread has been abandoned.
+   even when the calling thread has been abandoned; a statement that ignores it is terminated (`_pg_cancel`).
 
-Rows are fetched with `fetchmany(cap + 1)` from the server-side cursor, so a query over a million rows transfers
-`cap + 1` of them and truncation is detected exactly, without rewriting the SQL (P10).
+Rows are fetched in small batches from a server-side cursor with large cells cut on the server (`_pg_rows`), so a
+query over a million rows transfers `cap + 1` of them, truncation is detected exactly, and no cell is larger than a
+few times `max_cell_chars` when it reaches this process (P10).
 """
 
 from __future__ import annotations
@@ -28,9 +31,11 @@ from typing import Any
 try:
     import psycopg
     from psycopg import errors, sql
-    from psycopg_pool import ConnectionPool
+    from psycopg_pool import ConnectionPool, PoolTimeout
 
-    from ._guard import READ_KINDS, WRITE_KINDS, SqlGuard
+    from ._guard import READ_KINDS, WRITE_KINDS, SqlGuard, statement_text
+    from ._pg_allowlist import Allowlist
+    from ._pg_rows import fetch_rows, run_prepared, write_returning
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess by the tests
     raise ImportError(
         "the PostgreSQL toolset needs psycopg, psycopg-pool and pglast: pip install 'tool-bridge[postgres]'"
@@ -39,11 +44,11 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
 from bridge import ConfigError, ToolError
 
 from . import _pg_catalog as catalog
-from ._format import Rows
+from ._format import Rows, fenced
 from ._limits import QueryLimits
-from ._pg_cancel import cancelled_error, cancelling
+from ._pg_cancel import Watch, cancelled_error, cancelling
 from ._pg_roles import inspect_role
-from ._source import Cancelled, Detail, ObjectType, Param, WriteOutcome
+from ._source import Cancelled, Detail, ObjectType, Param, WriteOutcome, check_params
 
 __all__ = ["PostgresSource", "begin", "fetch_rows", "pg_errors", "run_prepared"]
 
@@ -85,23 +90,6 @@ def rollback(conn: Connection) -> None:
         logger.debug("rollback failed; the pool discards the connection", exc_info=True)
 
 
-def fetch_rows(conn: Connection, query: str, params: Sequence[Param], cap: int) -> Rows:
-    """Run one SELECT as a server-side cursor (extended protocol only, layer 2) and fetch at most `cap` rows."""
-    started = time.monotonic()
-    with psycopg.RawServerCursor(conn, "bridge_query") as cursor:
-        cursor.execute(query, list(params))
-        fetched = cursor.fetchmany(cap + 1)
-        columns = [column.name for column in cursor.description or ()]
-    return Rows(columns, list(fetched[:cap]), len(fetched) > cap, (time.monotonic() - started) * 1000)
-
-
-def run_prepared(conn: Connection, query: str, params: Sequence[Param]) -> psycopg.RawCursor[tuple[Any, ...]]:
-    """Run one statement as a named prepared statement (extended protocol only, layer 2), even without params."""
-    cursor = psycopg.RawCursor(conn)
-    cursor.execute(query, list(params), prepare=True)
-    return cursor
-
-
 @contextmanager
 def pg_errors(timeout: float, limits: QueryLimits, cancelled: Cancelled | None = None) -> Iterator[None]:
     """Translate server errors into `ToolError`s that say what happened and what the model can do."""
@@ -123,17 +111,25 @@ def _tool_error(exc: psycopg.Error, timeout: float, limits: QueryLimits, cancell
     if isinstance(exc, errors.LockNotAvailable):
         return ToolError(f"timeout: a lock was not granted within {limits.lock_timeout:g} s; try again later")
     if isinstance(exc, errors.ReadOnlySqlTransaction | errors.InsufficientPrivilege):
-        return ToolError(f"denied_by_policy: the database refused it: {detail}")
+        return ToolError(fenced("denied_by_policy: the database refused it; its message:", detail))
+    if isinstance(exc, errors.ConfigurationLimitExceeded | errors.OutOfMemory | errors.DiskFull):
+        return ToolError(
+            fenced(
+                "denied_by_policy: the statement hit a server resource limit (temp_file_limit, memory); make it "
+                "cheaper (filter, aggregate, fewer or smaller columns). The server said:",
+                detail,
+            )
+        )
     if isinstance(exc, errors.SyntaxError) and "multiple commands" in detail:
         return ToolError("invalid_input: send exactly one SQL statement; this one contains more than one")
     if isinstance(exc, errors.ProgrammingError | errors.DataError | errors.IntegrityError | errors.ProtocolViolation):
         hint = (
             " (placeholders are $1, $2, ...; params gives one value per placeholder)" if "parameter" in detail else ""
         )
-        return ToolError(f"invalid_input: PostgreSQL refused the statement: {detail}{hint}")
+        return ToolError(fenced(f"invalid_input: PostgreSQL refused the statement{hint}; its message:", detail))
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-        return ToolError(f"upstream_error: the database connection failed: {detail}")
-    return ToolError(f"upstream_error: PostgreSQL failed: {detail}")
+        return ToolError(fenced("upstream_error: the database connection failed:", detail))
+    return ToolError(fenced("upstream_error: PostgreSQL failed:", detail))
 
 
 def _commit(conn: Connection) -> None:
@@ -160,6 +156,10 @@ class PostgresSource:
 
     engine = "postgresql"
     placeholder_help = "Bind values with $1, $2, ... placeholders and pass them in params, in order."
+    preview_effects = (
+        "no rows: the preview was rolled back. Sequence values it drew (nextval, serial or identity defaults) stay "
+        "used, because PostgreSQL never rolls sequences back, so later ids skip them"
+    )
 
     def __init__(
         self,
@@ -174,7 +174,9 @@ class PostgresSource:
     ) -> None:
         self.read_only = read_only
         self.limits = limits
-        self.guard = SqlGuard.default(allow_functions)
+        allowed = list(allow_functions)
+        self.guard = SqlGuard.default(allowed)
+        self.allowlist = Allowlist(allowed)
         self._dsn = dsn
         self._connect_kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": max(1, int(connect_timeout))}
         self.warnings: list[str] = []
@@ -221,15 +223,43 @@ class PostgresSource:
     def _transaction(self, *, write: bool, timeout: float, cancelled: Cancelled | None) -> Iterator[Connection]:
         """A pooled connection inside a fresh transaction, rolled back at the end unless the caller committed.
 
-        While it is in use, cancelling the call cancels the running statement on the server (see `_pg_cancel`).
+        The call has one hard deadline, `timeout` from now: past it (or once the call is cancelled) the statement
+        gets a cancel request, and `GRACE` later, if the server is still busy, its process is terminated (see
+        `_pg_cancel`). Waiting for a free pooled connection counts against the same deadline.
         """
-        with pg_errors(timeout, self.limits, cancelled), self._connection_pool().connection(timeout=30) as conn:
-            try:
-                with cancelling(conn, cancelled):
-                    begin(conn, read_only=not write, timeout=timeout, lock_timeout=self.limits.lock_timeout)
-                    yield conn
-            finally:
-                rollback(conn)
+        deadline = time.monotonic() + timeout
+        watch = Watch()
+        try:
+            with (
+                pg_errors(timeout, self.limits, cancelled),
+                self._connection_pool().connection(timeout=max(0.1, timeout)) as conn,
+            ):
+                try:
+                    with cancelling(conn, cancelled, deadline=deadline, terminate=self._terminate) as watch:
+                        begin(conn, read_only=not write, timeout=timeout, lock_timeout=self.limits.lock_timeout)
+                        yield conn
+                finally:
+                    rollback(conn)
+        except ToolError as exc:
+            if watch.terminated and not (cancelled is not None and cancelled()):
+                raise ToolError(
+                    f"timeout: the statement ran past its {timeout:g} s deadline and ignored the cancel request, so "
+                    "its server process was terminated and its connection dropped. Make it cheaper (LIKE on very long "
+                    "strings never stops early) or pass a longer timeout_ms (up to "
+                    f"{int(self.limits.max_timeout * 1000)})."
+                ) from exc
+            raise
+        except PoolTimeout as exc:
+            raise ToolError(
+                f"upstream_error: all {self._pool_size} database connections stayed busy for the call's {timeout:g} s "
+                "deadline; try again shortly"
+            ) from exc
+
+    def _terminate(self, pid: int) -> None:
+        """End one of our own server processes that ignored its cancel request (same role: no privilege needed)."""
+        with psycopg.connect(self._dsn, **self._connect_kwargs) as conn:
+            conn.execute("SELECT pg_terminate_backend(%s)", [pid])
+        logger.warning("terminated PostgreSQL backend %s: its statement ignored the cancel request", pid)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -264,13 +294,16 @@ class PostgresSource:
             found = catalog.resolve(conn, table, schema)
             name = sql.Identifier(found["schema"], found["name"])
             query = sql.SQL("SELECT * FROM {} LIMIT $1").format(name).as_string(conn)
-            return fetch_rows(conn, query, [count], count)
+            return fetch_rows(conn, query, [count], count, self.limits)
 
     def query(self, sql_text: str, params: Sequence[Param], cap: int, timeout: float, cancelled: Cancelled) -> Rows:
         self.limits.check_sql(sql_text)
-        self.guard.check_read(sql_text)
+        check_params(params)
+        refs = self.guard.check_read(sql_text)
+        statement = statement_text(sql_text)
         with self._transaction(write=False, timeout=timeout, cancelled=cancelled) as conn:
-            return fetch_rows(conn, sql_text, params, cap)
+            self.allowlist.resolve(conn, refs)
+            return fetch_rows(conn, statement, params, cap, self.limits)
 
     def explain(
         self, sql_text: str, params: Sequence[Param], analyze: bool, timeout: float, cancelled: Cancelled
@@ -278,17 +311,20 @@ class PostgresSource:
         self.limits.check_sql(sql_text)
         if analyze and self.read_only:
             raise ToolError("denied_by_policy: EXPLAIN ANALYZE runs the query; this source is read-only")
+        check_params(params)
         if self.read_only or analyze:
-            self.guard.check_read(sql_text)
+            refs = self.guard.check_read(sql_text)
             inner = READ_KINDS
         else:
-            kind, _ = self.guard.parse(sql_text)
+            kind = self.guard.write_kind(sql_text)
             inner = WRITE_KINDS if kind in WRITE_KINDS else READ_KINDS
-            (self.guard.check_write if kind in WRITE_KINDS else self.guard.check_read)(sql_text)
+            refs = (self.guard.check_write if kind in WRITE_KINDS else self.guard.check_read)(sql_text)
         text = f"EXPLAIN ({'ANALYZE, ' if analyze else ''}FORMAT JSON) {sql_text}"
         self.guard.check_explain(text, inner=inner)
-        # Always inside a READ ONLY transaction: ANALYZE executes, so only reads may be analyzed.
+        # Always inside a READ ONLY transaction: ANALYZE executes, so only reads may be analyzed. Planning evaluates
+        # constant expressions, so the allowlist and the hard deadline apply to explain as to a query.
         with self._transaction(write=False, timeout=timeout, cancelled=cancelled) as conn:
+            self.allowlist.resolve(conn, refs)
             row = run_prepared(conn, text, params).fetchone()
         return {"engine": "postgresql", "plan": row[0] if row else None}
 
@@ -306,19 +342,23 @@ class PostgresSource:
         self.limits.check_sql(sql_text)
         if self.read_only:
             raise ToolError("denied_by_policy: this source is read-only")
-        self.guard.check_write(sql_text)
+        check_params(params)
+        refs = self.guard.check_write(sql_text)
+        statement = statement_text(sql_text)
         with self._transaction(write=True, timeout=timeout, cancelled=cancelled) as conn:
+            self.allowlist.resolve(conn, refs)
             started = time.monotonic()
-            cursor = run_prepared(conn, sql_text, params)
             returning = None
-            if cursor.description is not None:
-                kept = cursor.fetchmany(sample + 1)
-                columns = [c.name for c in cursor.description]
-                returning = Rows(columns, list(kept[:sample]), len(kept) > sample, (time.monotonic() - started) * 1000)
-            check(cursor.rowcount)
+            if refs.returning:
+                rowcount, returning = write_returning(conn, statement, params, sample, self.limits)
+            else:
+                rowcount = run_prepared(conn, statement, params).rowcount
+            if returning is not None:
+                returning.elapsed_ms = (time.monotonic() - started) * 1000
+            check(rowcount)
             if commit:
                 _commit(conn)
-        return WriteOutcome(rowcount=cursor.rowcount, returning=returning)
+        return WriteOutcome(rowcount=rowcount, returning=returning)
 
     def close(self) -> None:
         with self._lock:

@@ -28,7 +28,7 @@ def postgres_toolset(
 ) -> Toolset:
     """Serve a PostgreSQL database to the model: describe, search, describe a table, query, explain.
 
-    Read-only by default, enforced by four independent layers (see `toolkits.database`). The role is checked here,
+    Read-only by default, enforced by independent layers (see `toolkits.database`). The role is checked here,
     at construction: a superuser, a member of the server-file roles, or a role that can write or create anything is
     refused for a read-only source, with the GRANTs that would fix it. The pool opens on first use and closes with
     the toolset (`async with toolset:`).
@@ -39,8 +39,11 @@ def postgres_toolset(
         limits: Row, size and time caps; `QueryLimits()` by default.
         prefix: Prepended to each tool name (`db` gives `db_query`); None or "" for bare names.
         name: The toolset's label; defaults to the database name.
-        allow_privileged_role: Serve an over-privileged role anyway, with a loud warning instead of an error.
-        allow_functions: Function names to remove from the SQL check's denylist (for example "pg_sleep").
+        allow_privileged_role: Serve an over-privileged role anyway, with a loud warning instead of an error. This
+            gives away the role layer: a superuser reads every table (password hashes included) and ignores grants
+            and row-level security, and anything the SQL check misses runs with the role's full rights.
+        allow_functions: Functions to add to the allowlist: "name" for a built-in (`"pg_sleep"`), "schema.name" for
+            one of yours. Each runs with the role's rights.
         pool_size: Most connections held open at once.
         connect_timeout: Seconds to wait for a new connection.
 

@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from bridge import ToolError
+
 from ._format import Rows
 from ._limits import QueryLimits
 
@@ -21,6 +23,8 @@ __all__ = [
     "Param",
     "Source",
     "WriteOutcome",
+    "check_params",
+    "check_text",
     "never_cancelled",
 ]
 
@@ -29,6 +33,40 @@ Detail = Literal["names", "summary", "full"]
 Param = str | int | float | bool | None
 Cancelled = Callable[[], bool]
 """Polled by the engine while a statement runs; True stops it (the bridge sets it on interrupt or timeout)."""
+
+
+_INT64 = 2**63
+
+
+def check_text(text: str, what: str) -> None:
+    """Refuse text no database can receive: lone surrogates (half of a UTF-16 pair) have no UTF-8 encoding.
+
+    Raises:
+        ToolError: `text` contains a lone surrogate; the message names where.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ToolError(
+            f"invalid_input: {what} contains a lone surrogate (U+{ord(text[exc.start]):04X}) at character "
+            f"{exc.start}; send valid Unicode"
+        ) from None
+
+
+def check_params(params: Sequence[Param]) -> None:
+    """Refuse parameter values the engines cannot bind: integers past 64 bits, text that is not valid Unicode.
+
+    Raises:
+        ToolError: names the parameter and what to send instead.
+    """
+    for position, value in enumerate(params, 1):
+        if isinstance(value, int) and not isinstance(value, bool) and not -_INT64 <= value < _INT64:
+            raise ToolError(
+                f"invalid_input: params[{position - 1}] (${position}) is an integer beyond 64 bits; pass it as a "
+                "string and cast it in SQL"
+            )
+        if isinstance(value, str):
+            check_text(value, f"params[{position - 1}]")
 
 
 def never_cancelled() -> bool:
@@ -51,6 +89,8 @@ class Source(Protocol):
     read_only: bool
     limits: QueryLimits
     placeholder_help: str
+    preview_effects: str
+    """What a rolled-back write preview leaves changed, in words for the model (SQLite: nothing)."""
 
     def describe(self) -> dict[str, Any]:
         """Engine, version, mode, caps and warnings, so the model can plan without guessing."""

@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import difflib
 import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bridge import ToolError
+if TYPE_CHECKING:
+    from ._source import Detail, ObjectType
 
-from ._source import Detail, ObjectType
+__all__ = ["NotFound", "describe", "quote", "resolve", "search"]
 
-__all__ = ["describe", "quote", "resolve", "search"]
+
+class NotFound(Exception):
+    """No table or view has this name; `close` lists similar names (database text, fenced by the parent)."""
+
+    def __init__(self, table: str, close: list[str]) -> None:
+        super().__init__(table)
+        self.table, self.close = table, close
+
 
 _COUNT_CAP = 100_000
 _USER_OBJECTS = "name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
@@ -45,9 +53,7 @@ def resolve(conn: sqlite3.Connection, table: str) -> dict[str, Any]:
         r[0]
         for r in conn.execute(f"SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') AND {_USER_OBJECTS}")
     ]
-    close = difflib.get_close_matches(table, names, n=5)
-    hint = f"; did you mean {', '.join(close)}?" if close else "; search_objects lists the tables"
-    raise ToolError(f"invalid_input: no table or view named {table!r}{hint}")
+    raise NotFound(table, difflib.get_close_matches(table, names, n=5))
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> list[dict[str, Any]]:

@@ -97,6 +97,9 @@ class Authorizer:
             return None
         if action == sqlite3.SQLITE_PRAGMA and self.policy is Policy.CATALOG and arg1 in _CATALOG_PRAGMAS:
             return None
+        if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() == "data_version" and arg2 is None:
+            # FTS5 reads it internally on every query of its tables; it only reports a change counter.
+            return None
         if (
             self.policy is Policy.WRITE
             and action in (sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE)

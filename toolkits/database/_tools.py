@@ -54,13 +54,16 @@ def build_toolset(source: Source, *, name: str, prefix: str | None, lifespan: Ca
     Params = list[Param] | None
     placeholders = source.placeholder_help
 
-    def describe_source() -> dict[str, Any]:
+    def describe_source() -> str:
         """Describe this database: engine, version, mode, caps on rows, output and time, and parameter style.
 
         Call it first to plan queries.
         """
-        return {
-            **source.describe(),
+        reported = source.describe()  # what the server reports (version, names) is database text: fenced below
+        header = {
+            "engine": source.engine,
+            "mode": "read-only" if source.read_only else "read-write",
+            "placeholders": placeholders,
             "caps": {
                 "max_rows_default": limits.max_rows,
                 "max_rows_limit": limits.max_rows_limit,
@@ -71,6 +74,7 @@ def build_toolset(source: Source, *, name: str, prefix: str | None, lifespan: Ca
             },
             "tools": tools.names(),
         }
+        return render_document(reported, limits=limits, header=header)
 
     def search_objects(
         ctx: ToolContext,
@@ -116,7 +120,7 @@ def build_toolset(source: Source, *, name: str, prefix: str | None, lifespan: Ca
         described = source.describe_table(table, schema, _probe(ctx))
         if sample_rows:
             described["sample_rows"] = _sample(source.sample_rows(table, schema, sample_rows, _probe(ctx)))
-        return render_document(described, limits=limits, header={"table": described.get("name", table)})
+        return render_document(described, limits=limits, header={"object": described.get("type", "table")})
 
     def query(
         ctx: ToolContext,
@@ -143,7 +147,10 @@ def build_toolset(source: Source, *, name: str, prefix: str | None, lifespan: Ca
         return render_rows(result, fmt=format, limits=limits, cap=cap)
 
     def explain(ctx: ToolContext, sql: str, params: Params = None, timeout_ms: Timeout = None) -> str:
-        """Show the plan the database would use for one query, without running it.
+        """Show the plan the database would use for one query.
+
+        The query is planned, not run; planning may evaluate constant expressions, under the same checks and
+        deadline as a query.
 
         Args:
             sql: The statement to explain, without EXPLAIN.
@@ -220,8 +227,9 @@ def build_toolset(source: Source, *, name: str, prefix: str | None, lifespan: Ca
                 "rows_affected": outcome.rowcount,
                 "preview_id": issued.id,
                 "expires_in_s": int(limits.preview_ttl),
-                "next": "nothing was changed; to apply exactly this change, call this tool again with mode='commit', "
-                "the same sql and params, and this preview_id",
+                "changed": source.preview_effects,
+                "next": "to apply exactly this change, call this tool again with mode='commit', the same sql and "
+                "params, and this preview_id",
             }
         else:
             if preview_id is None:
