@@ -10,8 +10,9 @@ toolset holds for each root, and no symbolic link is ever followed.
 * The last component is looked at with `fstatat(AT_SYMLINK_NOFOLLOW)` before it is opened, and opened with
   `O_NOFOLLOW | O_NONBLOCK | O_NOCTTY`, then checked again with `fstat` on the open fd: only regular files and
   directories pass, so a FIFO never blocks and a device or socket is never read.
-* `..`, absolute paths, NUL and control characters and backslashes are refused before the kernel sees the path;
-  nothing is Unicode-normalised, so a look-alike such as `．．／` stays an ordinary (missing) name.
+* `..`, absolute paths, NUL, control and invisible formatting characters (bidi overrides), and backslashes are
+  refused before the kernel sees the path; nothing is Unicode-normalised, so a look-alike such as `．．／` stays
+  an ordinary (missing) name.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import errno
 import os
 import stat
 import sys
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from bridge import ToolError
 
@@ -39,7 +42,7 @@ class _OpenHow(ctypes.Structure):
     _fields_ = (("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64))
 
 
-def _load_openat2() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+def _load_openat2() -> Any:
     if sys.platform != "linux":
         return None
     try:
@@ -53,7 +56,7 @@ def _load_openat2() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
     if fd < 0:  # ENOSYS (old kernel) or EPERM (a seccomp filter): use the walk
         return None
     os.close(fd)
-    return syscall  # type: ignore[no-any-return]
+    return syscall
 
 
 _syscall = _load_openat2()
@@ -69,8 +72,8 @@ def split_path(path: str) -> list[str]:
     """
     if "\x00" in path:
         raise ToolError("invalid_input: the path contains a NUL byte")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
-        raise ToolError("invalid_input: the path contains a control character")
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in path):
+        raise ToolError("invalid_input: the path contains a control or invisible formatting character")
     if "\\" in path:
         raise ToolError("invalid_input: use / to separate path components, not \\")
     if path.startswith("/") or (len(path) >= 2 and path[1] == ":" and path[0].isalpha()):

@@ -84,6 +84,8 @@ class FileLimits:
             known = {f.name for f in fields(cls)}
             unknown = sorted(set(value) - known)
             if unknown:
-                raise ConfigError(f"unknown FileLimits field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+                raise ConfigError(
+                    f"unknown FileLimits field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+                )
             return cls(**value)
         raise ConfigError(f"limits must be FileLimits or a table of its fields, got {type(value).__name__}")

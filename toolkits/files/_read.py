@@ -128,9 +128,7 @@ def read_text(
         return header, text
 
 
-def _lines(
-    space: Space, opened: Opened, start: int, end: int | None, budget: int
-) -> tuple[str, dict[str, Any]]:
+def _lines(space: Space, opened: Opened, start: int, end: int | None, budget: int) -> tuple[str, dict[str, Any]]:
     if start < 1 or (end is not None and end < start):
         raise ToolError("invalid_input: lines are numbered from 1 and end_line must be >= start_line")
     scan = min(opened.st.st_size, space.limits.max_line_scan_bytes)

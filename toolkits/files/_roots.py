@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import weakref
@@ -32,10 +33,8 @@ class Root:
 
 def _close(fds: list[int]) -> None:
     for fd in fds:
-        try:
+        with contextlib.suppress(OSError):
             os.close(fd)
-        except OSError:  # pragma: no cover - already closed
-            pass
 
 
 def open_roots(roots: RootsArg, writable: bool | Sequence[str], owner: object) -> dict[str, Root]:

@@ -15,7 +15,7 @@ import os
 import secrets
 import stat
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -99,8 +99,10 @@ def _parent_for_write(
     try:
         fd = walk_to(root.fd, parts[:-1], path, use_openat2=space.use_openat2)
     except ToolError as exc:
-        if not str(exc).startswith("not_found") or not create_dirs:
-            raise ToolError(f"{exc} (the directory of {path!r}; pass create_dirs=true to create it)") from None
+        if not str(exc).startswith("not_found"):
+            raise
+        if not create_dirs:
+            raise ToolError(f"not_found: the directory of {path!r} does not exist; pass create_dirs=true") from None
         fd = -1 if dry_run else _make_dirs(parts[:-1], root, path)
     try:
         yield fd, parts[-1]
@@ -114,10 +116,8 @@ def _make_dirs(parts: Sequence[str], root: Root, path: str) -> int:
     fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=root.fd)
     try:
         for part in parts:
-            try:
+            with suppress(FileExistsError):
                 os.mkdir(part, 0o755, dir_fd=fd)
-            except FileExistsError:
-                pass
             child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
             os.close(fd)
             fd = child
@@ -150,10 +150,8 @@ def _commit(parent_fd: int, name: str, data: bytes, mode: int, replace: bytes | 
                 raise ToolError(f"conflict: {path!r} changed meanwhile; nothing was written. Read it again")
             os.rename(tmp, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
     finally:
-        try:
+        with suppress(FileNotFoundError):
             os.unlink(tmp, dir_fd=parent_fd)
-        except FileNotFoundError:
-            pass
     os.fsync(parent_fd)
 
 
@@ -244,7 +242,9 @@ def edit_file(
             after = after.replace(edit.old, edit.new)
         data = after.encode("utf-8")
         if len(data) > space.limits.max_write_bytes:
-            raise ToolError(f"invalid_input: the result is {len(data)} bytes; the cap is {space.limits.max_write_bytes}")
+            raise ToolError(
+                f"invalid_input: the result is {len(data)} bytes; the cap is {space.limits.max_write_bytes}"
+            )
         header = _outcome(root, path, before, data, dry_run)
         if not dry_run:
             _commit(parent_fd, name, data, st.st_mode & 0o777, before, path)
