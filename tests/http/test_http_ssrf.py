@@ -62,7 +62,7 @@ def _canary_urls(canary: Server) -> list[str]:
         f"http://192.168.0.1:{p}/",
         f"http://172.16.0.1:{p}/",
         f"http://[fe80::1]:{p}/",
-        f"file:///etc/passwd",
+        "file:///etc/passwd",
         f"gopher://127.0.0.2:{p}/_GET%20/",
         f"ftp://127.0.0.2:{p}/",
     ]

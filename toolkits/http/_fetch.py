@@ -22,6 +22,7 @@ import ssl
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -300,14 +301,25 @@ class Fetcher:
         )
 
     async def _read(self, response: httpx2.Response) -> tuple[bytes, bool]:
+        """The body up to the cap. Past it the connection is closed and the iterators run out, so none is left
+        suspended for the garbage collector (trio warns about those)."""
         cap = self.limits.max_response_bytes
         inflater = _Inflater(response.headers.get("content-encoding", "").strip().lower())
         pieces: list[bytes] = []
         size = 0
-        async for chunk in response.aiter_raw():
-            out, more = inflater.feed(chunk, cap - size)
-            pieces.append(out)
-            size += len(out)
-            if more or size >= cap:
-                return b"".join(pieces), True
-        return b"".join(pieces), False
+        truncated = False
+        try:
+            async with aclosing(response.aiter_raw()) as chunks:
+                async for chunk in chunks:
+                    if truncated:
+                        continue  # the connection is closed: this only drains what was already buffered
+                    out, more = inflater.feed(chunk, cap - size)
+                    pieces.append(out)
+                    size += len(out)
+                    if more or size >= cap:
+                        truncated = True
+                        await response.aclose()
+        except (httpx2.ReadError, httpx2.StreamClosed, httpx2.RemoteProtocolError):
+            if not truncated:
+                raise  # a real failure before the cap; after it, the closed socket ends the iteration
+        return b"".join(pieces), truncated

@@ -44,7 +44,7 @@ def build_toolset(fetcher: Fetcher, *, name: str, prefix: str | None, allow_post
     MaxChars = Annotated[int | None, Field(ge=1, le=limits.max_chars_limit)]
     Headers = Annotated[dict[str, str] | None, Field(description="Extra request headers (only some names allowed).")]
     where = jsonlib.dumps(fetcher.scope.describe())
-    hidden = [s for s in secrets if len(s) >= 4]
+    hidden = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)  # whole values before their parts
 
     def render(fetched: Fetched, start_index: int, max_chars: int | None) -> str:
         header: dict[str, Any] = {

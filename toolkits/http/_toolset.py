@@ -67,4 +67,5 @@ def http_toolset(
         scope, policy, caps, resolver or system_resolver, ssl_context or ssl.create_default_context(), user_agent
     )
     secrets = [value for _, values in scope.headers for value in values.values()]
+    secrets += [part for value in secrets for part in value.split() if len(part) >= 8]  # a token echoed alone
     return build_toolset(fetcher, name=name or "http", prefix=prefix, allow_post=allow_post, secrets=secrets)
