@@ -28,22 +28,9 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     def run(*args: str) -> None:
         subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
 
-    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-        "-subj", "/CN=bridge test CA")  # fmt: skip
-    run(
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        "api.key",
-        "-out",
-        "api.csr",
-        "-subj",
-        "/CN=api.test",
-    )
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=bridge test CA")
+    run("req", *ec, "-keyout", "api.key", "-out", "api.csr", "-subj", "/CN=api.test")
     (d / "ext.cnf").write_text("subjectAltName=DNS:api.test\n")
     run("x509", "-req", "-in", "api.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "api.pem",
         "-days", "2", "-extfile", "ext.cnf")  # fmt: skip
