@@ -29,6 +29,11 @@ output         body text inside the untrusted-data boundary; binary bodies descr
 
 from __future__ import annotations
 
+try:
+    import httpx2  # noqa: F401
+except ImportError as exc:  # pragma: no cover - httpx2 comes with the anthropic SDK
+    raise ImportError("toolkits.http needs httpx2: pip install 'tool-bridge[http]'") from exc
+
 from ._fetch import HttpLimits, Resolver
 from ._guard import AddressPolicy
 from ._toolset import http_toolset
