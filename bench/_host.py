@@ -171,7 +171,7 @@ class Worker:
         """Start a worker process for `side`.
 
         `daemon_gc` gives the worker the garbage-collector threshold `bridge run` sets for itself
-        (`bridge._daemon.GC_THRESHOLD`); the fleet workload starts both sides that way, so neither pays for Python's
+        (`bridge.cli._daemon.GC_THRESHOLD`); the fleet workload starts both sides that way, so neither pays for Python's
         default collections on a heap of 1,000 sessions and the comparison stays like for like.
         """
         command = [
@@ -181,7 +181,7 @@ class Worker:
         ]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         if daemon_gc and "BENCH_GC_THRESHOLD" not in os.environ:
-            from bridge._daemon import GC_THRESHOLD
+            from bridge.cli._daemon import GC_THRESHOLD
 
             env["BENCH_GC_THRESHOLD"] = str(GC_THRESHOLD[0])
         profile_dir = os.environ.get("BENCH_PYSPY")

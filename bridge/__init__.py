@@ -9,8 +9,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._content import CallResult, ContentBlock, ToolResult, document, image
-from ._context import ToolContext
 from ._errors import (
     AgentConflictError,
     APIAccessError,
@@ -25,25 +23,34 @@ from ._errors import (
     ToolError,
     TransportError,
 )
-from ._limits import Limits, Timeouts
-from ._lint import LintIssue, LintReport
-from ._observe import BridgeStats, CallEvent, CallEventKind, Latency
-from ._options import ToolOptions, tool
-from ._tool import Tool
-from ._toolset import Toolset
+from .runtime import BridgeStats, CallEvent, CallEventKind, Latency, Limits, Timeouts
+from .tools import (
+    CallResult,
+    ContentBlock,
+    LintIssue,
+    LintReport,
+    Tool,
+    ToolContext,
+    ToolOptions,
+    ToolResult,
+    Toolset,
+    document,
+    image,
+    tool,
+)
 
 if TYPE_CHECKING:
-    from ._bridge import Bridge
-    from ._sync import SyncResult, ToolChange, ToolDiff, create_agent, diff_tools, sync_agent
+    from .agents import SyncResult, ToolChange, ToolDiff, create_agent, diff_tools, sync_agent
+    from .runtime import Bridge
 
 _LAZY = {
-    "Bridge": "._bridge",
-    "SyncResult": "._sync",
-    "ToolChange": "._sync",
-    "ToolDiff": "._sync",
-    "create_agent": "._sync",
-    "diff_tools": "._sync",
-    "sync_agent": "._sync",
+    "Bridge": ".runtime",
+    "SyncResult": ".agents",
+    "ToolChange": ".agents",
+    "ToolDiff": ".agents",
+    "create_agent": ".agents",
+    "diff_tools": ".agents",
+    "sync_agent": ".agents",
 }
 """Public names whose modules import the Anthropic SDK, and those modules: loaded by `__getattr__` when first used."""
 

@@ -1,5 +1,5 @@
 """`python -m bridge`: the same as the `bridge` command."""
 
-from .cli import main
+from .cli._main import main
 
 raise SystemExit(main())

@@ -8,7 +8,7 @@ import pytest
 from pydantic import Field
 
 from bridge import DefinitionError, Tool
-from bridge._docstrings import ParsedDocstring, parse_docstring
+from bridge.tools._docstrings import ParsedDocstring, parse_docstring
 
 GOOGLE = """Refund part of an order.
 

@@ -67,8 +67,8 @@ def test_help_does_not_load_the_sdk() -> None:
 
 def test_runtime_names_load_on_first_use() -> None:
     """`bridge.Bridge` and the sync helpers are the real objects, listed by `dir()`, though imported only when used."""
-    from bridge._bridge import Bridge
-    from bridge._sync import sync_agent
+    from bridge.agents._sync import sync_agent
+    from bridge.runtime._bridge import Bridge
 
     assert {"Bridge", "sync_agent"} <= set(dir(bridge))
     assert (bridge.Bridge, bridge.sync_agent) == (Bridge, sync_agent)

@@ -16,7 +16,7 @@ from anthropic.lib.tools import ToolError as SDKToolError
 from pydantic import BaseModel, Field
 
 from bridge import CallResult, ContentBlock, Tool, ToolError, ToolResult, document, image
-from bridge._results import shape_result
+from bridge.tools._results import shape_result
 
 pytestmark = pytest.mark.anyio
 
@@ -116,7 +116,7 @@ def test_block_lists_pass_through() -> None:
 
 def test_invalid_block_list_is_a_tool_failure() -> None:
     """A list of block-typed dicts that is not valid fails the tool (a bug in the tool, not data)."""
-    from bridge._results import ResultError
+    from bridge.tools._results import ResultError
 
     with pytest.raises(ResultError, match="item 1"):
         shape_result([{"type": "text", "text": "ok"}, {"type": "image", "source": {"type": "base64"}}])

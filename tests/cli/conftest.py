@@ -12,8 +12,8 @@ import pytest
 from bridge_cli_support import SAMPLE
 from bridge_cli_support import run_bridge as _run_bridge
 
-from bridge._console import Console
 from bridge.cli import main
+from bridge.cli._console import Console
 
 RunBridge = Callable[..., subprocess.CompletedProcess[str]]
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bridge import ConfigError
-from bridge._agent_yaml import dump, load
+from bridge.agents._agent_yaml import dump, load
 
 AGENT: dict[str, Any] = {
     "name": "support",

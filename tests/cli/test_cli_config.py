@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bridge import ConfigError
-from bridge._config import Config, JournalSpec, Secret, ToolsetSpec, load_config, parse_config
+from bridge.cli._config import Config, JournalSpec, Secret, ToolsetSpec, load_config, parse_config
 
 FULL = """
 agent = "agent_01"

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bridge._console import Console, format_status, setup_logging
+from bridge.cli._console import Console, format_status, setup_logging
 
 
 @pytest.fixture(autouse=True)

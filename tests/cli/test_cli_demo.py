@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bridge._demo import expected_answer, read_facts
+from bridge.cli._demo import expected_answer, read_facts
 from toolkits.database import make_sample_db
 
 

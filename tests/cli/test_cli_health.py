@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import anyio
 import pytest
 
-from bridge._health import HealthServer, render_metrics
+from bridge.cli._health import HealthServer, render_metrics
 
 pytestmark = pytest.mark.anyio
 

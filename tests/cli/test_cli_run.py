@@ -15,8 +15,8 @@ import anyio
 import pytest
 from bridge_cli_support import ROOT, SAMPLE, Daemon
 
-from bridge._target import load_target
-from bridge.cli import EMULATOR_KEY
+from bridge.cli._setup import EMULATOR_KEY
+from bridge.cli._target import load_target
 from bridge.journal._lock import JournalLock
 from bridge.testing import AgentTurn, Emulator
 

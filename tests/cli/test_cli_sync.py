@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bridge._agent_yaml import load
+from bridge.agents._agent_yaml import load
 from bridge.testing import Emulator
 
 MODEL = "claude-opus-4-7"

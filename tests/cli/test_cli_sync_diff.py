@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge._sync import diff_tools, merge_tools
+from bridge.agents._sync import diff_tools, merge_tools
 
 
 def custom(name: str, description: str = "Does a thing.", **props: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bridge import ConfigError, Toolset
-from bridge._target import import_target, load_target, load_targets
+from bridge.cli._target import import_target, load_target, load_targets
 
 TOOLS = '''
 from bridge import Toolset, tool

@@ -7,7 +7,7 @@ import httpx2
 import pytest
 
 from bridge import APIAccessError, SessionNotFoundError
-from bridge._api import Failure, backoff, classify, mapped, retry_after
+from bridge.runtime._sdk import Failure, backoff, classify, mapped, retry_after
 
 
 def status_error(status: int, headers: dict[str, str] | None = None) -> anthropic.APIStatusError:

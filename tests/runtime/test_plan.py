@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge._events import parse_event
-from bridge._plan import Plan
+from bridge.runtime._intake import parse_event
+from bridge.runtime._plan import Plan
 
 T = "2026-05-01T12:00:00.000001Z"
 

@@ -6,7 +6,7 @@ import httpx2
 import pytest
 from anthropic import AsyncAnthropic
 
-from bridge._pools import SHARD, StreamPools
+from bridge.runtime._pools import SHARD, StreamPools
 
 pytestmark = pytest.mark.anyio
 

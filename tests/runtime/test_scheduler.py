@@ -12,7 +12,7 @@ import anyio.lowlevel
 import pytest
 
 from bridge import Limits
-from bridge._scheduler import Outcome, OutcomeKind, RunSync, Scheduler, Ticket
+from bridge.runtime._scheduler import Outcome, OutcomeKind, RunSync, Scheduler, Ticket
 
 pytestmark = pytest.mark.anyio
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx2
 import pytest
 
-from bridge._events import Frame, sse_frames
+from bridge.runtime._intake import Frame, sse_frames
 
 pytestmark = pytest.mark.anyio
 

@@ -1,0 +1,352 @@
+"""`bridge.toml`: what the `bridge` daemon serves, and how.
+
+```toml
+agent = "agent_01..."                 # serve every session of this agent (new ones too) ...
+sessions = ["sesn_01..."]             # ... and/or exactly these sessions
+timeout = 60                          # default per-call deadline, seconds (tool > toolset > this)
+state_dir = ".bridge"                 # where the SQLite journal lives
+
+[api]                                 # optional: defaults come from ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL
+api_key = { env = "SUPPORT_BOT_KEY" }
+
+[limits]                              # passed to `bridge.Limits`
+max_concurrency = 64
+
+[timeouts]                            # passed to `bridge.Timeouts` (drain, agent_poll, ...)
+drain = 30
+
+[journal]
+backend = "sqlite"                    # or "memory"
+path = ".bridge/journal.db"
+
+[health]
+port = 9464
+
+[toolsets.shop]                       # one table per toolset (or an array: [[toolsets]])
+use = "toolkits.database:sqlite_toolset"
+path = "shop.db"                      # every other key is an argument of the factory
+prefix = "shop"                       # a factory taking `prefix` gets it; else Toolset.with_prefix
+dsn = { env = "PG_DSN" }              # secrets come from the environment, never from the file
+```
+
+The loader checks everything it can before anything runs and raises one `ConfigError` that lists every problem, so
+an operator fixes a config in one pass. Relative paths are relative to the working directory. This module is part of
+the CLI: it is handed the environment explicitly (library code never reads environment variables).
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .._errors import ConfigError
+
+__all__ = ["Config", "JournalSpec", "Secret", "ToolsetSpec", "load_config", "parse_config"]
+
+_TOP_KEYS = (
+    "agent",
+    "sessions",
+    "timeout",
+    "state_dir",
+    "api",
+    "limits",
+    "timeouts",
+    "journal",
+    "health",
+    "toolsets",
+)
+_TOOLSET_KEYS = ("use", "prefix")
+_JOURNAL_BACKENDS = ("sqlite", "memory")
+
+
+class Secret:
+    """A value read from an environment variable: its `repr` never shows it, so it cannot leak into logs."""
+
+    __slots__ = ("_value", "env")
+
+    def __init__(self, value: str, env: str) -> None:
+        self._value = value
+        self.env = env
+
+    def reveal(self) -> str:
+        """The secret itself, for the one place that needs it (a factory argument, the API client)."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret(env={self.env!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and (self._value, self.env) == (other._value, other.env)
+
+    def __hash__(self) -> int:
+        return hash((self._value, self.env))
+
+
+def reveal(value: Any) -> Any:
+    """`value` with every `Secret` inside it (at any depth) replaced by its plain value."""
+    if isinstance(value, Secret):
+        return value.reveal()
+    if isinstance(value, Mapping):
+        return {k: reveal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [reveal(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class ToolsetSpec:
+    """One `[toolsets.NAME]` table: a TARGET to load, the factory's arguments and an optional prefix."""
+
+    name: str
+    use: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    prefix: str | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        """The factory's keyword arguments with secrets revealed."""
+        return {k: reveal(v) for k, v in self.options.items()}
+
+
+@dataclass(frozen=True)
+class JournalSpec:
+    """Which journal backend the daemon uses; `path=None` means `<state_dir>/journal.db`."""
+
+    backend: Literal["sqlite", "memory"] = "sqlite"
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated `bridge.toml`. Every field has a default, so `Config()` is the empty file."""
+
+    toolsets: tuple[ToolsetSpec, ...] = ()
+    agent: str | None = None
+    sessions: tuple[str, ...] = ()
+    timeout: float | None = None
+    state_dir: Path | None = None
+    limits: Mapping[str, Any] = field(default_factory=dict)
+    timeouts: Mapping[str, Any] = field(default_factory=dict)
+    journal: JournalSpec = field(default_factory=JournalSpec)
+    health_port: int | None = None
+    health_host: str | None = None
+    api_key: Secret | str | None = None
+    base_url: str | None = None
+    source: Path | None = None
+
+
+def load_config(path: str | Path, environ: Mapping[str, str]) -> Config:
+    """Read and validate a config file.
+
+    Args:
+        path: The TOML file.
+        environ: Where `{ env = "NAME" }` references are looked up (the CLI passes `os.environ`).
+
+    Raises:
+        ConfigError: The file is missing, is not TOML, or has any invalid entry (all of them are listed).
+    """
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, environ, source=path)
+
+
+def parse_config(data: Mapping[str, Any], environ: Mapping[str, str], *, source: Path | None = None) -> Config:
+    """Validate parsed TOML data; see `load_config`."""
+    checker = _Checker(environ)
+    for key in data:
+        if key not in _TOP_KEYS:
+            checker.problem(key, f"unknown key{_did_you_mean(key, _TOP_KEYS)}")
+
+    agent = checker.string(data, "agent")
+    sessions = checker.string_list(data, "sessions")
+    timeout = checker.positive_number(data, "timeout")
+    state_dir = checker.string(data, "state_dir")
+
+    api = checker.table(data, "api")
+    checker.unknown(api, "api", ("api_key", "base_url"))
+    api_key = checker.secret_or_string(api, "api.api_key")
+    base_url = checker.string(api, "api.base_url")
+
+    limits = checker.numbers(data, "limits")
+    timeouts = checker.numbers(data, "timeouts")
+
+    journal_table = checker.table(data, "journal")
+    checker.unknown(journal_table, "journal", ("backend", "path"))
+    backend = checker.string(journal_table, "journal.backend") or "sqlite"
+    if backend not in _JOURNAL_BACKENDS:
+        checker.problem("journal.backend", f"must be one of {', '.join(_JOURNAL_BACKENDS)}, got {backend!r}")
+        backend = "sqlite"
+    journal_path = checker.string(journal_table, "journal.path")
+    if journal_path is not None and backend == "memory":
+        checker.problem("journal.path", "has no meaning with backend = 'memory'")
+
+    health = checker.table(data, "health")
+    checker.unknown(health, "health", ("port", "host"))
+    port = checker.port(health, "health.port")
+    host = checker.string(health, "health.host")
+
+    toolsets = checker.toolsets(data.get("toolsets"))
+    if checker.problems:
+        where = f"{source}: " if source else ""
+        raise ConfigError([f"{where}{p}" for p in checker.problems])
+    return Config(
+        toolsets=tuple(toolsets),
+        agent=agent,
+        sessions=tuple(sessions),
+        timeout=timeout,
+        state_dir=Path(state_dir) if state_dir else None,
+        limits=dict(limits),
+        timeouts=dict(timeouts),
+        journal=JournalSpec(backend, Path(journal_path) if journal_path else None),  # type: ignore[arg-type]
+        health_port=port,
+        health_host=host,
+        api_key=api_key,
+        base_url=base_url,
+        source=source,
+    )
+
+
+class _Checker:
+    """Reads typed values out of TOML tables, noting each problem instead of stopping at the first."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.problems: list[str] = []
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append(f"{key}: {message}")
+
+    @staticmethod
+    def _get(table: Mapping[str, Any], dotted: str) -> Any:
+        return table.get(dotted.rsplit(".", 1)[-1])
+
+    def unknown(self, table: Mapping[str, Any], where: str, allowed: tuple[str, ...]) -> None:
+        for key in table:
+            if key not in allowed:
+                self.problem(f"{where}.{key}", f"unknown key{_did_you_mean(key, allowed)}")
+
+    def table(self, data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+        value = data.get(key, {})
+        if not isinstance(value, Mapping):
+            self.problem(key, f"must be a table ([{key}]), got {_kind(value)}")
+            return {}
+        return value
+
+    def numbers(self, data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+        """A table whose values must all be numbers (names are checked against the runtime's class later)."""
+        table = self.table(data, key)
+        for name, value in table.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                self.problem(f"{key}.{name}", f"must be a number, got {_kind(value)}")
+        return table
+
+    def string(self, table: Mapping[str, Any], key: str) -> str | None:
+        value = self._get(table, key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            self.problem(key, f"must be a non-empty string, got {_kind(value)}")
+            return None
+        return value
+
+    def string_list(self, table: Mapping[str, Any], key: str) -> list[str]:
+        value = self._get(table, key)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.problem(key, f"must be a list of strings, got {_kind(value)}")
+            return []
+        return list(value)
+
+    def positive_number(self, table: Mapping[str, Any], key: str) -> float | None:
+        value = self._get(table, key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            self.problem(key, f"must be a positive number of seconds, got {value!r}")
+            return None
+        return float(value)
+
+    def port(self, table: Mapping[str, Any], key: str) -> int | None:
+        value = self._get(table, key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+            self.problem(key, f"must be a port number (0-65535), got {value!r}")
+            return None
+        return value
+
+    def secret_or_string(self, table: Mapping[str, Any], key: str) -> Secret | str | None:
+        value = self._get(table, key)
+        if value is None:
+            return None
+        resolved = self.resolve(value, key)
+        return resolved if isinstance(resolved, Secret | str) else None
+
+    def resolve(self, value: Any, key: str) -> Any:
+        """Replace `{ env = "NAME" }` references (at any depth) by `Secret`s; note missing variables."""
+        if isinstance(value, Mapping):
+            if "env" in value:
+                name = value["env"]
+                if set(value) != {"env"} or not isinstance(name, str) or not name:
+                    self.problem(key, 'a secret reference is written { env = "VARIABLE_NAME" } and nothing else')
+                    return None
+                if name not in self.environ:
+                    self.problem(key, f"environment variable {name} is not set")
+                    return None
+                return Secret(self.environ[name], name)
+            return {k: self.resolve(v, f"{key}.{k}") for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v, f"{key}[{i}]") for i, v in enumerate(value)]
+        return value
+
+    def toolsets(self, value: Any) -> list[ToolsetSpec]:
+        if value is None:
+            return []
+        if isinstance(value, Mapping):
+            entries = [(f"toolsets.{name}", name, entry) for name, entry in value.items()]
+        elif isinstance(value, list):
+            entries = [(f"toolsets[{i}]", None, entry) for i, entry in enumerate(value)]
+        else:
+            self.problem("toolsets", f"must be tables ([toolsets.NAME]), got {_kind(value)}")
+            return []
+        specs = []
+        for where, name, entry in entries:
+            if not isinstance(entry, Mapping):
+                self.problem(where, f"must be a table, got {_kind(entry)}")
+                continue
+            use = entry.get("use")
+            if not isinstance(use, str) or ":" not in use:
+                example = 'use = "toolkits.database:sqlite_toolset"'
+                self.problem(f"{where}.use", f"required: the TARGET to load, e.g. {example}")
+                continue
+            prefix = entry.get("prefix")
+            if prefix is not None and (not isinstance(prefix, str) or not prefix):
+                self.problem(f"{where}.prefix", f"must be a non-empty string, got {_kind(prefix)}")
+                prefix = None
+            options = {k: self.resolve(v, f"{where}.{k}") for k, v in entry.items() if k not in _TOOLSET_KEYS}
+            specs.append(ToolsetSpec(name=name or use, use=use, options=options, prefix=prefix))
+        return specs
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _did_you_mean(key: str, choices: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(key, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f" (expected one of: {', '.join(choices)})"

@@ -1,0 +1,347 @@
+"""The `bridge` command: see it work, serve sessions, keep the agent's tool definitions in step.
+
+```
+bridge demo                                     everything, locally: no API key, no network
+bridge tools TARGET...                          the definitions the agent will see, and a lint report
+bridge sync  TARGET... --agent ID [--dry-run]   push the definitions to an agent (its other tools are kept)
+bridge run   TARGET... --agent ID               serve every session of the agent, new ones included
+bridge emulator                                 a local Managed Agents API to develop against
+```
+
+This is the one place that reads the environment (`ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`): the library takes
+everything through constructors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .._errors import (
+    AgentConflictError,
+    APIAccessError,
+    ConfigError,
+    DefinitionError,
+    JournalError,
+    OperatorError,
+    SessionNotFoundError,
+    TransportError,
+)
+from ._console import LOG_FORMATS, setup_logging
+from ._setup import (
+    EMULATOR_KEY,
+    EMULATOR_URL,
+    EXIT_ABORTED,
+    EXIT_API,
+    EXIT_CODES,
+    EXIT_CONFIG,
+    EXIT_CONFLICT,
+    EXIT_DRIFT,
+    EXIT_FAILURE,
+    EXIT_JOURNAL,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    load_config_for,
+    load_tools,
+)
+
+__all__ = ["main"]
+
+log = logging.getLogger("bridge.cli")
+
+
+def _exit_code_help() -> str:
+    return "exit codes:\n" + "\n".join(f"  {code:<4}{text}" for code, text in EXIT_CODES.items())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand (exposed for tests and docs)."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="bridge",
+        description="Serve local Python functions as custom tools to Claude Managed Agents.",
+        epilog="TARGET is module:attr or path/to/file.py:attr naming a tool, a list of tools, a Toolset or a "
+        "factory.\n\n" + _exit_code_help(),
+        formatter_class=formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--log-format", choices=LOG_FORMATS, default="auto", help="live on a terminal, else json")
+        p.add_argument(
+            "--log-level", choices=("debug", "info", "warning", "error"), help="default: info (warning for demo)"
+        )
+        p.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio", help=argparse.SUPPRESS)
+
+    def api(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--emulator",
+            nargs="?",
+            const=EMULATOR_URL,
+            metavar="URL",
+            help=f"talk to a local emulator (`bridge emulator`) instead of the API; default URL {EMULATOR_URL}",
+        )
+
+    def targets(p: argparse.ArgumentParser) -> None:
+        p.add_argument("targets", nargs="*", metavar="TARGET", help="module:attr or file.py:attr (repeatable)")
+        p.add_argument("--config", "-c", type=Path, metavar="FILE", help="bridge.toml (toolsets, limits, journal...)")
+
+    demo = sub.add_parser(
+        "demo",
+        help="run the whole product locally on the embedded emulator (no API key, no network)",
+        description="Start the emulator, create an agent from the example toolsets, serve a scripted conversation "
+        "(a database query, a call that fails validation and is corrected, a slow tool beside fast ones), and print "
+        "the transcript and a summary.",
+        epilog=_exit_code_help(),
+        formatter_class=formatter,
+    )
+    common(demo)
+
+    run = sub.add_parser(
+        "run",
+        help="serve sessions: given ones, or every session of an agent (new ones too)",
+        description="Serve custom tool calls for the given sessions, or for every session of --agent, until SIGINT "
+        "or SIGTERM, then drain in-flight calls and exit 0. Reads ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL.",
+        epilog=_exit_code_help(),
+        formatter_class=formatter,
+    )
+    targets(run)
+    run.add_argument("--session", "-s", action="append", default=[], metavar="ID", help="serve this session (repeat)")
+    run.add_argument("--agent", "-a", metavar="ID", help="serve every session of this agent, following new ones")
+    api(run)
+    run.add_argument("--state-dir", type=Path, metavar="DIR", help="where the journal lives (default: .bridge)")
+    run.add_argument(
+        "--journal",
+        metavar="sqlite|memory|PATH",
+        help="journal backend: sqlite (default, <state-dir>/journal.db), memory (nothing survives a restart), "
+        "or the path of a SQLite file",
+    )
+    run.add_argument("--max-concurrency", type=_positive_int, metavar="N", help="calls running at once (all sessions)")
+    run.add_argument("--timeout", type=_positive_float, metavar="SECONDS", help="default deadline of one tool call")
+    run.add_argument("--health-port", type=_port, metavar="PORT", help="serve /healthz and /metrics (0: any free port)")
+    run.add_argument("--health-host", metavar="HOST", help="interface for --health-port (default: 127.0.0.1)")
+    run.add_argument(
+        "--gc-threshold",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="raise the garbage collector's threshold so its pauses stay short with hundreds of sessions "
+        "(default; --no-gc-threshold keeps Python's)",
+    )
+    common(run)
+
+    tools = sub.add_parser(
+        "tools",
+        help="print the tool definitions as JSON (stdout) and a lint report (stderr)",
+        epilog=_exit_code_help(),
+        formatter_class=formatter,
+    )
+    targets(tools)
+    common(tools)
+
+    sync = sub.add_parser(
+        "sync",
+        help="push the tool definitions to an agent, keeping its other tools",
+        description="Diff the agent's custom tools against the local definitions, show the diff, and update the agent "
+        "with its optimistic version. Built-in and MCP toolsets on the agent are kept untouched. With --write and "
+        "no --agent/--create, the agent YAML file (the `ant` CLI's format) is synced instead of the API.",
+        epilog=_exit_code_help(),
+        formatter_class=formatter,
+    )
+    targets(sync)
+    sync.add_argument("--agent", "-a", metavar="ID", help="the agent to update")
+    sync.add_argument("--create", metavar="NAME", help="create a new agent with this name (needs --model)")
+    sync.add_argument("--model", metavar="MODEL", help="model of a new agent or agent file (e.g. claude-opus-4-7)")
+    sync.add_argument("--system", metavar="TEXT|@FILE", help="system prompt of a new agent (@file reads a file)")
+    sync.add_argument("--write", type=Path, metavar="FILE", help="write or update an agent YAML file (ant format)")
+    mode = sync.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", "-n", action="store_true", help="show the diff, change nothing")
+    mode.add_argument("--check", action="store_true", help=f"like --dry-run, but exit {EXIT_DRIFT} if anything differs")
+    api(sync)
+    common(sync)
+
+    emulator = sub.add_parser(
+        "emulator",
+        help="serve the Managed Agents emulator in the foreground",
+        description="A local Managed Agents API for development: point the SDK (base_url) or `bridge run --emulator` "
+        "at it. Any API key is accepted.",
+        epilog=_exit_code_help(),
+        formatter_class=formatter,
+    )
+    emulator.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
+    emulator.add_argument("--port", type=_port, default=8765, help="port (default: 8765; 0 picks a free one)")
+    emulator.add_argument(
+        "--api-key", default=EMULATOR_KEY, help=f"the key clients must send (default: {EMULATOR_KEY})"
+    )
+    common(emulator)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `bridge` console script; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        level = args.log_level or ("warning" if args.command == "demo" else "info")
+        console = setup_logging(args.log_format, level)
+    except ValueError as exc:
+        parser.error(str(exc))
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {
+        "demo": _cmd_demo,
+        "run": _cmd_run,
+        "tools": _cmd_tools,
+        "sync": _cmd_sync,
+        "emulator": _cmd_emulator,
+    }
+    try:
+        return commands[args.command](args)
+    except KeyboardInterrupt:
+        return EXIT_ABORTED
+    except BaseException as exc:  # the last line of defence: every error becomes a documented exit code
+        error = primary_error(exc)
+        if isinstance(error, KeyboardInterrupt):
+            return EXIT_ABORTED
+        code = exit_code_for(error)
+        if code is None:
+            raise
+        if code == EXIT_FAILURE:
+            log.error("unexpected error: %s", error, exc_info=error)
+        _error(str(error) or type(error).__name__)
+        return code
+    finally:
+        console.close_status()
+
+
+def primary_error(exc: BaseException) -> BaseException:
+    """The exception that explains a failure: task groups wrap errors, and an operator error beats a bug."""
+    if not isinstance(exc, BaseExceptionGroup):
+        return exc
+    leaves = [primary_error(inner) for inner in exc.exceptions]
+    return next((leaf for leaf in leaves if exit_code_for(leaf) not in (None, EXIT_FAILURE)), leaves[0])
+
+
+def exit_code_for(exc: BaseException) -> int | None:
+    """The documented exit code for an exception (None: let it propagate, e.g. SystemExit)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return exit_code_for(primary_error(exc))
+    if isinstance(exc, ConfigError | DefinitionError):
+        return EXIT_CONFIG
+    if isinstance(exc, JournalError):
+        return EXIT_JOURNAL
+    if isinstance(exc, TransportError):
+        return EXIT_UNREACHABLE
+    if isinstance(exc, AgentConflictError):
+        return EXIT_CONFLICT
+    if isinstance(exc, APIAccessError | SessionNotFoundError | OperatorError):
+        return EXIT_API
+    if isinstance(exc, Exception):
+        return EXIT_FAILURE
+    return None
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"bridge: error: {message}\n")
+    sys.stderr.flush()
+
+
+def _run_async(args: argparse.Namespace, fn: Callable[..., Any], *fn_args: Any) -> Any:
+    import anyio
+
+    return anyio.run(fn, *fn_args, backend=args.backend)
+
+
+# -- commands -------------------------------------------------------------------------------------------------------
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from ._demo import run_demo
+
+    ok: bool = _run_async(args, run_demo)
+    return EXIT_OK if ok else EXIT_FAILURE
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from ._daemon import run_daemon
+
+    result: int = _run_async(args, run_daemon, args, os.environ)
+    return result
+
+
+def _cmd_tools(args: argparse.Namespace) -> int:
+    import json
+
+    config = load_config_for(args, os.environ)
+    toolset = load_tools(args, config)
+    sys.stdout.write(json.dumps(toolset.definitions(), indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+    reports = [tool.lint for tool in toolset]
+    total = sum(report.size for report in reports)
+    lines = [str(report) for report in reports]
+    lines.append(f"{len(reports)} tool(s), {total:,} bytes of definitions")
+    sys.stderr.write("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
+def _cmd_sync(args: argparse.Namespace) -> int:
+    from ._sync import run_sync
+
+    result: int = _run_async(args, run_sync, args, os.environ)
+    return result
+
+
+def _cmd_emulator(args: argparse.Namespace) -> int:
+    from ._emulator import serve_emulator
+
+    serve_emulator(args.host, args.port, args.api_key)
+    return EXIT_OK
+
+
+# -- argument types -------------------------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number (0-65535), got {text!r}")
+    return value
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tool-bridge")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,334 @@
+"""Intake: one session's events, from its stream and its history, each delivered once, in order.
+
+The consolidation pattern (`reliability.md` §4.4): open the stream first, then read the history, then read the
+stream, dropping every event already seen (by event id). Opening the stream first means an event emitted while the
+history is being read arrives live instead of falling in the gap.
+
+The stream is lossy, so it is watched:
+
+- a drop (the body ends, a transport error), an in-stream `event: error`, or a frame that is not JSON ends the
+  connection; the intake reconnects with capped exponential backoff;
+- a stall (the socket stays open but nothing arrives, keep-alives included) is caught by a read-idle watchdog on the
+  raw SSE frames: the SDK's typed iterator hides `ping` frames, so it cannot tell a quiet session from a dead socket;
+- after a reconnect only what was missed is read: `created_at[gte]` the newest event seen, in ascending order. `gte`
+  rather than `gt` because several events can share one timestamp; the overlap is deduplicated. The whole history
+  is read only when nothing was seen yet.
+
+The stream can also skip an event without dropping at all; the intake tells its `on_idle` hook about every
+`session.status_idle`, so the reconciliation sweep (`_reconcile.py`) can compare what the session waits on with what
+was seen, and `deliver` what it reads from the history through the same deduplication.
+
+401/403 and 404 are raised as `APIAccessError` / `SessionNotFoundError`; every other failure is retried.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import typing
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import anyio
+import httpx2
+import pydantic
+from anthropic import AsyncStream
+from anthropic.resources.beta.sessions.events import AsyncEvents
+from anthropic.types.beta.sessions import BetaManagedAgentsStreamSessionEvents
+
+from ._limits import Timeouts
+from ._observe import Observer, log_extra
+from ._sdk import backoff, describe, recoverable
+
+__all__ = ["Event", "Frame", "Intake", "parse_event", "sse_frames"]
+
+logger = logging.getLogger("bridge.intake")
+
+Event = Any
+"""A typed SDK session event (one of the `BetaManagedAgents...Event` models); dispatch on its `type`."""
+
+Handler = Callable[[list[Event], bool], Awaitable[None]]
+IdleHook = Callable[[Event], Awaitable[None]]
+
+
+def _event_models() -> dict[str, type[pydantic.BaseModel]]:
+    union = typing.get_args(BetaManagedAgentsStreamSessionEvents)[0]
+    models: dict[str, type[pydantic.BaseModel]] = {}
+    for model in typing.get_args(union):
+        for literal in typing.get_args(model.model_fields["type"].annotation):
+            models[literal] = model
+    return models
+
+
+_MODELS = _event_models()
+
+
+def parse_event(data: Any) -> Event | None:
+    """The typed SDK model of one event's JSON, or None for an unknown type or a shape the SDK's model rejects."""
+    if not isinstance(data, dict):
+        return None
+    model = _MODELS.get(data.get("type", ""))
+    if model is None:
+        return None
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError:
+        return None
+
+
+class Frame(NamedTuple):
+    """One server-sent event: its `event:` name (None if absent) and its `data:` lines joined."""
+
+    event: str | None
+    data: str
+
+
+_EOL = re.compile(rb"\r\n|\r|\n")
+
+
+async def sse_frames(response: httpx2.Response) -> AsyncGenerator[Frame, None]:
+    """Decode a response body into SSE frames; a comment line (a keep-alive) comes out as a `ping` frame.
+
+    The read-idle watchdog must see keep-alives, which the SDK's typed iterator swallows, and every generator in the
+    chain must be closed when a stream is abandoned (trio warns about one left to the garbage collector), so this
+    small decoder replaces the SDK's. Framing follows the SSE spec: `field: value` lines, a blank line ends a frame.
+    """
+    buffer = bytearray()
+    event: str | None = None
+    data: list[str] = []
+    async with aclosing(response.aiter_bytes()) as chunks:
+        async for chunk in chunks:
+            buffer += chunk
+            start = 0
+            while (match := _EOL.search(buffer, start)) is not None:
+                if match.group() == b"\r" and match.end() == len(buffer):
+                    break  # maybe the first half of a CRLF split across chunks
+                line = buffer[start : match.start()].decode("utf-8", errors="replace")
+                start = match.end()
+                if not line:
+                    if event is not None or data:
+                        yield Frame(event, "\n".join(data))
+                    event, data = None, []
+                elif line.startswith(":"):
+                    yield Frame("ping", "")
+                else:
+                    field, _, value = line.partition(":")
+                    value = value[1:] if value.startswith(" ") else value
+                    if field == "event":
+                        event = value
+                    elif field == "data":
+                        data.append(value)
+            del buffer[:start]
+
+
+class _StreamEnded(Exception):
+    """The stream ended or went bad; reconnect."""
+
+
+class Intake:
+    """Reads one session's events and hands them, deduplicated and in order, to `handler(events, live)`.
+
+    `live` is False only for the first history read, which is a backfill: the events happened before serving began.
+    Batches are handed over one at a time, whichever task delivers them (the stream reader or the sweep).
+
+    Args:
+        session_id: The session.
+        events: `client.beta.sessions.events` (with the SDK's ordinary retries), for the history.
+        stream_events: The same on the client that opens event streams (its own connection pool), if different.
+        handler: Awaited for every batch: the first history read, each reconnect's catch-up, each live event.
+        timeouts: `stream_idle`, `request`, `reconnect_max`.
+        observer: Counts reconnects.
+        requests: The bridge-wide limiter of API requests in flight (history reads take one).
+        on_idle: Awaited after each `session.status_idle` is handled (not during the backfill); the reconciliation
+            sweep's trigger.
+        remember: How many event ids to remember for deduplication.
+    """
+
+    def __init__(
+        self,
+        session_id: str,
+        *,
+        events: AsyncEvents,
+        stream_events: AsyncEvents | None = None,
+        handler: Handler,
+        timeouts: Timeouts,
+        observer: Observer,
+        requests: anyio.CapacityLimiter | None = None,
+        on_idle: IdleHook | None = None,
+        remember: int = 50_000,
+    ) -> None:
+        self.session_id = session_id
+        self._events = events
+        self.stream_events = stream_events or events
+        self._handler = handler
+        self._timeouts = timeouts
+        self._observer = observer
+        self._remember = remember
+        self._requests = requests or anyio.CapacityLimiter(1)
+        self._on_idle = on_idle
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._watermark: datetime | None = None
+        self._stopped = False
+        self._scope: anyio.CancelScope | None = None
+        self._handling = anyio.Lock(fast_acquire=True)
+        self.connected = anyio.Event()  # set once the stream is open and the history was read
+        self.backfilled_to: datetime | None = None  # the newest event of the first (complete) history read
+        self.activity = 0  # events delivered by the stream and its catch-up reads: a quiet session's count stays put
+
+    @property
+    def stopped(self) -> bool:
+        """Whether `stop()` was called."""
+        return self._stopped
+
+    def seen(self, event_id: str) -> bool:
+        """Whether this event was already delivered (among the most recent `remember` ids)."""
+        return event_id in self._seen
+
+    async def deliver(self, events: list[Event]) -> list[Event]:
+        """Hand events read elsewhere (the reconciliation sweep) to the handler as live, skipping any already seen.
+
+        Returns the events that were new. Nothing is delivered once the intake is stopped.
+        """
+        batch = [event for event in events if self._is_new(event)]
+        if not batch or self._stopped:
+            return []
+        for event in batch:
+            self._note(event)
+        await self._handle(batch, True)
+        return batch
+
+    async def _handle(self, batch: list[Event], live: bool) -> None:
+        with anyio.CancelScope(shield=True):  # `stop()` never cuts a batch's handling in half
+            async with self._handling:
+                await self._handler(batch, live)
+
+    async def _idled(self, batch: list[Event]) -> None:
+        if self._on_idle is None:
+            return
+        idle = next((event for event in reversed(batch) if event.type == "session.status_idle"), None)
+        if idle is not None:
+            await self._on_idle(idle)
+
+    def stop(self) -> None:
+        """End `run()` (the session ended, or the bridge is shutting down)."""
+        self._stopped = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def run(self) -> None:
+        """Read until `stop()`. Raises `APIAccessError` / `SessionNotFoundError`; retries everything else."""
+        attempt = 0
+        first = True
+        with anyio.CancelScope() as self._scope:
+            while not self._stopped:
+                progressed = False
+                try:
+                    stream = await self.stream_events.stream(self.session_id)
+                    async with stream:
+                        await self._catch_up(backfill=first)
+                        first = False
+                        progressed = True
+                        self.connected.set()
+                        await self._pump(stream)
+                    reason = "the stream ended"
+                except _StreamEnded as exc:
+                    reason = str(exc)
+                except Exception as exc:
+                    recoverable(exc, f"session {self.session_id}")
+                    reason = describe(exc)
+                if self._stopped:
+                    break
+                attempt = 1 if progressed else attempt + 1
+                self._observer.count("reconnects")
+                delay = backoff(attempt, start=0.05, cap=self._timeouts.reconnect_max)
+                logger.info(
+                    "reconnecting the event stream in %.2fs: %s",
+                    delay,
+                    reason,
+                    extra=log_extra(self.session_id, attempt=attempt),
+                )
+                await anyio.sleep(delay)
+
+    async def _catch_up(self, *, backfill: bool) -> None:
+        """Read the history the stream did not deliver: everything once, then from the newest event seen."""
+        params: dict[str, Any] = {"limit": 1000, "order": "asc", "timeout": self._timeouts.request}
+        if self._watermark is not None:
+            params["created_at_gte"] = self._watermark
+        async with self._requests:
+            batch = [event async for event in self._events.list(self.session_id, **params) if self._is_new(event)]
+        for event in batch:
+            self._note(event)
+        self.activity += len(batch)
+        if backfill:
+            self.backfilled_to = self._watermark
+        if batch or backfill:
+            await self._handle(batch, not backfill)
+        if not backfill:
+            await self._idled(batch)
+
+    async def _pump(self, stream: AsyncStream[Any]) -> None:
+        frames = sse_frames(stream.response)
+        try:
+            while not self._stopped:
+                with anyio.move_on_after(self._timeouts.stream_idle) as idle:
+                    try:
+                        sse = await frames.__anext__()
+                    except StopAsyncIteration:
+                        return
+                if idle.cancelled_caught:
+                    raise _StreamEnded(f"no data for {self._timeouts.stream_idle:g}s (stalled)")
+                if sse.event == "error":
+                    self._raise_stream_error(sse.data)
+                if sse.event == "ping" or not sse.data:
+                    continue
+                try:
+                    data = json.loads(sse.data)
+                except ValueError:
+                    raise _StreamEnded("a frame was not JSON (malformed); reading the history instead") from None
+                event = parse_event(data)
+                if event is None:
+                    logger.debug("skipping an event the SDK does not model: %.200s", sse.data)
+                    continue
+                if not self._is_new(event):
+                    continue
+                self._note(event)
+                self.activity += 1
+                await self._handle([event], True)
+                if event.type == "session.status_idle":
+                    await self._idled([event])
+        finally:
+            with anyio.CancelScope(shield=True):
+                await frames.aclose()
+
+    def _raise_stream_error(self, data: str) -> None:
+        try:
+            error = json.loads(data).get("error", {})
+        except (ValueError, AttributeError):
+            error = {}
+        kind = error.get("type") if isinstance(error, dict) else None
+        message = f"in-stream error {kind or ''}: {str(error.get('message', data))[:200]}"
+        if kind in ("authentication_error", "permission_error"):
+            from .._errors import APIAccessError
+
+            raise APIAccessError(f"the API refused access to session {self.session_id}: {message}")
+        if kind == "not_found_error":
+            from .._errors import SessionNotFoundError
+
+            raise SessionNotFoundError(f"session {self.session_id} was not found: {message}")
+        raise _StreamEnded(message)
+
+    def _is_new(self, event: Event) -> bool:
+        event_id = getattr(event, "id", None)
+        return isinstance(event_id, str) and event_id not in self._seen
+
+    def _note(self, event: Event) -> None:
+        self._seen[event.id] = None
+        if len(self._seen) > self._remember:
+            self._seen.popitem(last=False)
+        at = getattr(event, "processed_at", None)
+        if isinstance(at, datetime) and (self._watermark is None or at > self._watermark):
+            self._watermark = at

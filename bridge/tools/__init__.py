@@ -1,0 +1,27 @@
+"""The definition layer: a typed function -> a Claude-ready tool definition, validated input, shaped results.
+
+Knows nothing about sessions or HTTP. `bridge.runtime` and `bridge.cli` import these names from here, never from the
+private modules.
+"""
+
+from ._content import CallResult, ContentBlock, ToolResult, document, image
+from ._context import ToolContext
+from ._decorator import ToolOptions, tool
+from ._lint import LintIssue, LintReport
+from ._tool import Tool
+from ._toolset import Toolset
+
+__all__ = [
+    "CallResult",
+    "ContentBlock",
+    "LintIssue",
+    "LintReport",
+    "Tool",
+    "ToolContext",
+    "ToolOptions",
+    "ToolResult",
+    "Toolset",
+    "document",
+    "image",
+    "tool",
+]
