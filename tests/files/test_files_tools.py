@@ -81,7 +81,9 @@ async def test_line_ranges(files: Toolset) -> None:
     header, body = answer(await files.call("fs_read", {"path": "a.txt", "start_line": 2, "end_line": 3}))
     assert body == "beta\ngamma"
     assert (header["start_line"], header["end_line"]) == (2, 3)
-    result = await files.call("fs_read", {"path": "a.txt", "start_line": 40})
+    header, body = answer(await files.call("fs_read", {"path": "a.txt", "start_line": 3}))
+    assert (body, header["end_line"]) == ("gamma", 3)
+    result = await files.call("fs_read", {"path": "a.txt", "start_line": 4})
     assert result.is_error
     assert "past the end" in result.text
 

@@ -99,6 +99,16 @@ async def test_redirects_to_blocked_addresses_are_refused(good: Server, canary: 
     assert len(good.hits) == 5 * len(targets)
 
 
+async def test_ipv6_spellings_of_an_allowed_ipv4_address_stay_blocked(good: Server, canary: Server) -> None:
+    """127.0.0.1 is allowed, yet [::ffff:127.0.0.1] and its NAT64/6to4/compatible forms are refused, unsent."""
+    toolset = _toolset(good, canary)
+    p = good.port
+    for host in ("[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "[::127.0.0.1]", "[64:ff9b::7f00:1]", "[2002:7f00:1::]"):
+        result = await toolset.call("http_get", {"url": f"http://{host}:{p}/"})
+        assert result.is_error, host
+    assert good.hits == []
+
+
 async def test_a_name_with_one_blocked_address_is_refused(good: Server, canary: Server) -> None:
     """A name resolving to an allowed and a blocked address is refused whole, whatever the order."""
     dns = FakeDns({"mixed.test": ["127.0.0.1", "127.0.0.2"], "mixed2.test": ["127.0.0.2", "127.0.0.1"]})
@@ -180,4 +190,4 @@ def test_address_policy_table() -> None:
     opened = AddressPolicy.from_strings(["10.20.0.0/16"])
     assert opened.refusal(ipaddress.ip_address("10.20.1.1")) is None
     assert opened.refusal(ipaddress.ip_address("10.21.1.1")) is not None
-    assert opened.refusal(ipaddress.ip_address("::ffff:10.20.1.1")) is None
+    assert opened.refusal(ipaddress.ip_address("::ffff:10.20.1.1")) is not None  # only the IPv4 spelling opens

@@ -134,8 +134,8 @@ def _lines(space: Space, opened: Opened, start: int, end: int | None, budget: in
     scan = min(opened.st.st_size, space.limits.max_line_scan_bytes)
     data = read_all(opened.fd, scan)
     lines = data.split(b"\n")
-    if scan < opened.st.st_size:
-        lines.pop()  # the last piece may be a partial line
+    if scan < opened.st.st_size or data.endswith(b"\n"):
+        lines.pop()  # a partial line past the scan, or the empty piece after the final newline
     if start > len(lines):
         if scan < opened.st.st_size:
             raise ToolError(

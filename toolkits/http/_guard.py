@@ -91,7 +91,8 @@ class AddressPolicy:
 
     Attributes:
         allow: Networks the operator opens explicitly (e.g. `10.1.2.0/24` for an internal API). An allowed
-            network wins over the block list; nothing else does.
+            network wins over the block list; nothing else does. An IPv4 network does not open the IPv6 forms
+            that embed it (`::ffff:10.1.2.3`): those must be written as the URL's client would connect, in IPv4.
     """
 
     allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
@@ -116,11 +117,9 @@ class AddressPolicy:
         """Why `ip` may not be connected to, or None when it may."""
         if self._allowed(ip):
             return None
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            return self.refusal(ip.ipv4_mapped)  # the kernel connects to the IPv4 address itself
         if isinstance(ip, ipaddress.IPv6Address):
-            for inner in _embedded(ip):
-                if not self._allowed(inner) and self.refusal(inner) is not None:
+            for inner in _embedded(ip):  # an allowed IPv4 network does not open its IPv6 spellings
+                if AddressPolicy().refusal(inner) is not None:
                     return f"{ip} embeds the IPv4 address {inner}, which is not public"
         if any(ip.version == net.version and ip in net for net in _BLOCKED):
             return f"{ip} is a loopback, private, link-local, reserved or multicast address"
