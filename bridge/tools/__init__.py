@@ -9,7 +9,7 @@ from ._context import ToolContext
 from ._decorator import ToolOptions, tool
 from ._lint import LintIssue, LintReport
 from ._tool import Tool
-from ._toolset import ToolSource, Toolset
+from ._toolset import Toolset, ToolSource
 
 __all__ = [
     "CallResult",

@@ -254,6 +254,7 @@ class Toolset:
 
     def filter(self, predicate: Callable[[Tool], bool]) -> Toolset:
         """A toolset with only the tools for which `predicate(tool)` is true."""
+
         def keep(source: Mapping[str, Tool]) -> dict[str, Tool]:
             return {n: t for n, t in source.items() if predicate(t)}
 
