@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Literal
 
 import anyio
@@ -81,6 +81,7 @@ class McpServer:
         protocol: `auto` tries the 2026-07-28 protocol and falls back to the 2025 handshake.
         startup_timeout: Seconds to connect, negotiate and list the tools.
         output_budget: Characters a result may carry (see `bridge.tool`).
+        on_change: Called with the served tool names after the server's tool list changed and was applied.
     """
 
     def __init__(
@@ -94,7 +95,9 @@ class McpServer:
         protocol: Protocol,
         startup_timeout: float,
         output_budget: int | None,
+        on_change: Callable[[list[str]], None] | None = None,
     ) -> None:
+        self.on_change = on_change
         self.spec = spec
         self.prefix = prefix
         self.timeout = timeout
@@ -127,12 +130,21 @@ class McpServer:
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[McpServer]:
         """Connect (raising `ConfigError` when the first connection fails), supervise until exit, then stop."""
-        async with anyio.create_task_group() as tg:
+        # The task group is entered and exited by hand so that neither a startup error nor an exception thrown in
+        # at the yield comes out wrapped in an ExceptionGroup: the supervisor never raises once started.
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        try:
             await tg.start(self._supervise)
-            try:
-                yield self
-            finally:
-                tg.cancel_scope.cancel()
+        except BaseException:
+            tg.cancel_scope.cancel()
+            await tg.__aexit__(None, None, None)
+            raise
+        try:
+            yield self
+        finally:
+            tg.cancel_scope.cancel()
+            await tg.__aexit__(None, None, None)
 
     # -- the owner task ---------------------------------------------------------------------------------------------
 
@@ -194,7 +206,7 @@ class McpServer:
                     await self._negotiate(session)
                     self._apply(await self._list_tools(session), first=True)
                 if self.protocol_version == "2026-07-28":
-                    tg.start_soon(self._listen, session)
+                    await tg.start(self._listen, session)  # subscribed before the first call
                 tg.start_soon(self._refresh_on_change, session)
                 try:
                     yield session
@@ -259,15 +271,23 @@ class McpServer:
             self._staged = tools
             self._apply_if_idle()
 
-    async def _listen(self, session: ClientSession) -> None:
+    async def _listen(
+        self, session: ClientSession, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         from mcp.client.subscriptions import listen
 
+        started = False
         try:
             async with listen(session, tools_list_changed=True) as events:
+                task_status.started()
+                started = True
                 async for _event in events:
                     self._list_changed.set()
         except Exception as exc:
             log.info("MCP server %s: no tool-change subscription (%s)", self.spec.name, _why(exc))
+        finally:
+            if not started:
+                task_status.started()
 
     async def _on_message(self, message: Any) -> None:
         if isinstance(message, mt.ToolListChangedNotification):
@@ -332,10 +352,12 @@ class McpServer:
                 log.warning("MCP server %s: tool %r skipped, its name clashes once cleaned", self.spec.name, name)
                 continue
             tools[tool.name] = tool
-        if not first and set(tools) != set(self._tools):
-            log.info("MCP server %s: tools now %s", self.spec.name, ", ".join(tools) or "(none)")
         self._refused = refused
         self._tools = tools
+        if not first:
+            log.info("MCP server %s: tool list changed; now %s", self.spec.name, ", ".join(tools) or "(none)")
+            if self.on_change is not None:
+                self.on_change(list(tools))
 
     def _tool(self, name: str, definition: Definition, annotations: mt.ToolAnnotations | None) -> Tool:
         options: dict[str, Any] = {}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import EllipsisType
 
 from bridge import Toolset
@@ -31,6 +31,7 @@ def mcp_toolset(
     protocol: Protocol = "auto",
     startup_timeout: float = 30.0,
     output_budget: int | None = None,
+    on_change: Callable[[list[str]], None] | None = None,
 ) -> Toolset:
     """Serve an MCP server's tools: a command to spawn (stdio) or a streamable-HTTP `url`.
 
@@ -52,6 +53,7 @@ def mcp_toolset(
         protocol: `auto` (2026-07-28, falling back to the 2025 handshake), `2025` or `2026`.
         startup_timeout: Seconds to start, negotiate and list the tools before the toolset fails to open.
         output_budget: Characters a result may carry (default: the bridge's); larger text is cut with a marker.
+        on_change: Called with the tool names whenever a changed tool list was applied (between calls).
 
     Raises:
         ConfigError: Neither or both of `command` and `url`, or a bad URL.
@@ -71,5 +73,6 @@ def mcp_toolset(
         protocol=protocol,
         startup_timeout=startup_timeout,
         output_budget=output_budget,
+        on_change=on_change,
     )
     return Toolset(name=f"mcp:{spec.name}", lifespan=server.running, source=server.tools)
