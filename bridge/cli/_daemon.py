@@ -23,6 +23,7 @@ import gc
 import logging
 import signal
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,7 +78,7 @@ async def run_daemon(args: argparse.Namespace, environ: Mapping[str, str]) -> in
     agent = args.agent or config.agent
     if not sessions and not agent:
         raise ConfigError("nothing to serve: give --session ID (repeatable) or --agent ID, or set them in bridge.toml")
-    toolset = load_tools(args, config)
+    toolset = load_tools(args, config, environ)
     limits, timeouts = build_limits(config.limits, config.timeouts, max_concurrency=args.max_concurrency)
     journal, label = open_journal(args.journal, args.state_dir, config)
     health_port = args.health_port if args.health_port is not None else config.health_port
@@ -115,9 +116,11 @@ async def serve(
 
     stop = stop or anyio.Event()
     shutdown = _Shutdown(stop)
-    async with anyio.create_task_group() as outer:
+    async with AsyncExitStack() as stack, anyio.create_task_group() as outer:
         if handle_signals:
             await outer.start(shutdown.watch_signals)
+        if toolset.has_sources:  # MCP servers: their tools are known once connected (the Bridge keeps it open)
+            await stack.enter_async_context(toolset)
         if plan.agent:
             await warn_drift(client, plan.agent, toolset.definitions())
         bridge_cm = Bridge(

@@ -108,6 +108,8 @@ class McpServer:
         self.output_budget = output_budget
         self.restarts = 0
         self.protocol_version: str | None = None
+        self.definitions: dict[str, Definition] = {}
+        """What the server said about each tool in its latest list (by MCP name), before any pin check."""
         self._tools: dict[str, Tool] = {}
         self._refused: dict[str, str] = {}  # MCP tool name -> why calls are refused
         self._staged: list[mt.Tool] | None = None
@@ -314,6 +316,7 @@ class McpServer:
     def _apply(self, listed: list[mt.Tool], *, first: bool) -> None:
         """Build the served tools from a tool list, after the pin check; replaces the mapping (never mutates it)."""
         current = {tool.name: _definition(tool) for tool in listed}
+        self.definitions = current
         by_name = {tool.name: tool for tool in listed}
         refused: dict[str, str] = {}
         definitions: dict[str, Definition] = dict(current)
