@@ -112,15 +112,31 @@ async def serve(
 
     `on_call` receives the runtime's `CallEvent`s (the demo prints progress with it).
     """
-    from ..runtime import Bridge
 
     stop = stop or anyio.Event()
     shutdown = _Shutdown(stop)
-    async with AsyncExitStack() as stack, anyio.create_task_group() as outer:
-        if handle_signals:
-            await outer.start(shutdown.watch_signals)
+    async with AsyncExitStack() as stack:
         if toolset.has_sources:  # MCP servers: their tools are known once connected (the Bridge keeps it open)
             await stack.enter_async_context(toolset)
+        return await _serve(client, toolset, journal, plan, shutdown, console, stop, handle_signals, on_call)
+
+
+async def _serve(
+    client: AsyncAnthropic,
+    toolset: Toolset,
+    journal: Journal,
+    plan: ServePlan,
+    shutdown: _Shutdown,
+    console: Console | None,
+    stop: anyio.Event,
+    handle_signals: bool,
+    on_call: Callable[[Any], None] | None,
+) -> int:
+    from ..runtime import Bridge
+
+    async with anyio.create_task_group() as outer:
+        if handle_signals:
+            await outer.start(shutdown.watch_signals)
         if plan.agent:
             await warn_drift(client, plan.agent, toolset.definitions())
         bridge_cm = Bridge(
