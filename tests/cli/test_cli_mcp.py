@@ -110,3 +110,21 @@ def test_tools_lists_mcp_tools_from_bridge_toml(tmp_path: Path) -> None:
     assert "f_echo" in names
     assert "f_crash" in names
     assert json.loads(result.stdout)[0]["input_schema"]["additionalProperties"] is False
+
+
+def test_readme_mcp_config_parses() -> None:
+    """The README's two-server bridge.toml example is a valid config with a stdio and an HTTP server."""
+    import re
+
+    from bridge.cli._config import parse_config
+
+    readme = (HERE.parents[1] / "README.md").read_text()
+    section = readme[readme.index("## MCP pack") :]
+    example = re.search(r"```toml\n(.*?)```", section, re.S)
+    assert example is not None
+    import tomllib
+
+    config = parse_config(tomllib.loads(example.group(1)), {"DOCS_MCP_TOKEN": "t"})
+    specs = [entry.spec() for entry in config.mcp_servers]
+    assert [(s.name, s.transport) for s in specs] == [("time", "stdio"), ("docs", "http")]
+    assert specs[1].headers == {"Authorization": "t"}
