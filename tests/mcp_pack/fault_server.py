@@ -1,8 +1,9 @@
 """A stdio MCP server built with the official `mcp` package, for the fault cases of the MCP pack's tests.
 
-Run as `python fault_server.py [--state FILE] [--changed]`. The state file (optional) records how many times the
-server started, so a test can see a restart, and survives the crash tool. `--changed` starts it with the changed
-definition of `echo` that `change_definitions` switches to (a rug pull across a restart).
+Run as `python fault_server.py [--state FILE] [--changed] [--http PORT]`: stdio, or streamable HTTP with --http. The
+state file records how many times the server started (a test sees a restart; it survives the crash tool).
+`--changed` starts it with the changed definition of `echo` that `change_definitions` switches to (a rug pull across
+a restart).
 """
 
 from __future__ import annotations
@@ -104,4 +105,7 @@ async def change_definitions(ctx: Context) -> str:
 
 
 if __name__ == "__main__":
-    server.run("stdio")
+    if "--http" in sys.argv:  # streamable HTTP on 127.0.0.1:PORT/mcp
+        server.run("streamable-http", port=int(sys.argv[sys.argv.index("--http") + 1]))
+    else:
+        server.run("stdio")

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -12,6 +16,7 @@ from mcp_support import fault_command, time_command
 
 from bridge import ConfigError, Toolset
 from toolkits.mcp import PinFile, mcp_toolset
+from toolkits.mcp._server import Protocol
 
 pytestmark = pytest.mark.anyio
 
@@ -164,3 +169,35 @@ async def test_a_server_that_cannot_start_fails_the_open() -> None:
     with pytest.raises(ConfigError, match=r"MCP server .nope.*failed to start"):
         async with mcp_toolset(["/nonexistent/mcp-server"], name="nope"):
             pass
+
+
+@pytest.fixture
+def http_server() -> Iterator[str]:
+    """The fault server over streamable HTTP on a free local port; yields its URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([*fault_command("--http", str(port))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:  # listening yet? a condition polled with a deadline
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert proc.poll() is None, "the HTTP server exited"
+            assert time.monotonic() < deadline, "the HTTP server never listened"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize("protocol", ["auto", "2025"])
+async def test_streamable_http_server(http_server: str, protocol: Protocol) -> None:
+    """A streamable-HTTP server is served on both protocol generations; a hung call is cancelled, tools stay."""
+    async with mcp_toolset(url=http_server, name="h", protocol=protocol, timeout=0.5, trusted=True) as toolset:
+        assert (await toolset.call("h_echo", {"text": "hi"})).text == "hi"
+        hung = await toolset.call("h_hang", {})
+        assert hung.is_error
+        assert (await toolset.call("h_echo", {"text": "after"})).text == "after"
