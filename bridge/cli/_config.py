@@ -62,6 +62,7 @@ _TOP_KEYS = (
     "journal",
     "health",
     "toolsets",
+    "mcp",
 )
 _TOOLSET_KEYS = ("use", "prefix")
 _JOURNAL_BACKENDS = ("sqlite", "memory")
@@ -143,6 +144,7 @@ class Config:
     api_key: Secret | None = None
     base_url: str | None = None
     source: Path | None = None
+    mcp_servers: tuple[Any, ...] = ()  # `_mcp.McpEntry`s, from [[mcp.servers]]
 
 
 def load_config(path: str | Path, environ: Mapping[str, str]) -> Config:
@@ -207,6 +209,7 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str], *, source:
     host = checker.string(health, "health.host")
 
     toolsets = checker.toolsets(data.get("toolsets"))
+    mcp_servers = checker.mcp_servers(data)
     if checker.problems:
         where = f"{source}: " if source else ""
         raise ConfigError([f"{where}{p}" for p in checker.problems])
@@ -224,6 +227,7 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str], *, source:
         api_key=api_key,
         base_url=base_url,
         source=source,
+        mcp_servers=tuple(mcp_servers),
     )
 
 
@@ -399,6 +403,32 @@ class _Checker:
             options = {k: self.resolve(v, f"{where}.{k}") for k, v in entry.items() if k not in _TOOLSET_KEYS}
             specs.append(ToolsetSpec(name=name or use, use=use, options=options, prefix=prefix))
         return specs
+
+    def mcp_servers(self, data: Mapping[str, Any]) -> list[Any]:
+        """`[[mcp.servers]]`: each a `mcpServers`-style entry plus `name` and `mcp_toolset` options."""
+        from ._mcp import OPTION_KEYS, McpEntry
+
+        table = self.table(data, "mcp")
+        self.unknown(table, "mcp", ("servers",))
+        servers = table.get("servers", [])
+        if not isinstance(servers, list):
+            self.problem("mcp.servers", "must be an array of tables ([[mcp.servers]])")
+            return []
+        entries: list[Any] = []
+        for i, entry in enumerate(servers):
+            where = f"mcp.servers[{i}]"
+            if not isinstance(entry, Mapping):
+                self.problem(where, f"must be a table, got {_kind(entry)}")
+                continue
+            name = entry.get("name")
+            if not isinstance(name, str) or not name:
+                self.problem(f"{where}.name", "required: the server's name (logs, pins, default tool prefix)")
+                continue
+            resolved = reveal(self.resolve(dict(entry), where))
+            options = {k: resolved.pop(k) for k in OPTION_KEYS if k in resolved}
+            del resolved["name"]
+            entries.append(McpEntry(name, resolved, options))
+        return entries
 
 
 def _numeric(table: Mapping[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,7 +91,7 @@ async def run_daemon(
     agent = args.agent or config.agent
     if not sessions and not agent:
         raise ConfigError("nothing to serve: give --session ID (repeatable) or --agent ID, or set them in bridge.toml")
-    toolset = load_tools(args, config)
+    toolset = load_tools(args, config, environ)
     limits, timeouts = build_limits(config.limits, config.timeouts, max_concurrency=args.max_concurrency)
     journal, label = open_journal(args.journal, args.state_dir, config)
     health_port = args.health_port if args.health_port is not None else config.health_port
@@ -126,10 +127,29 @@ async def serve(
     `on_call` receives the runtime's `CallEvent`s (the demo prints progress with it). When sync tools' threads
     outlive their calls, `threads` names them in a warning at the end (the process cannot exit before they do).
     """
-    from ..runtime import Bridge
 
     stop = stop or anyio.Event()
     shutdown = _Shutdown(stop)
+    async with AsyncExitStack() as stack:
+        if toolset.has_sources:  # MCP servers: their tools are known once connected (the Bridge keeps it open)
+            await stack.enter_async_context(toolset)
+        return await _serve(client, toolset, journal, plan, shutdown, console, stop, handle_signals, on_call, threads)
+
+
+async def _serve(
+    client: AsyncAnthropic,
+    toolset: Toolset,
+    journal: Journal,
+    plan: ServePlan,
+    shutdown: _Shutdown,
+    console: Console | None,
+    stop: anyio.Event,
+    handle_signals: bool,
+    on_call: Callable[[Any], None] | None,
+    threads: AbandonedThreads | None,
+) -> int:
+    from ..runtime import Bridge
+
     async with anyio.create_task_group() as outer:
         if handle_signals:
             await outer.start(shutdown.watch_signals)

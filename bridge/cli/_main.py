@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     def targets(p: argparse.ArgumentParser) -> None:
         p.add_argument("targets", nargs="*", metavar="TARGET", help="module:attr or file.py:attr (repeatable)")
         p.add_argument("--config", "-c", type=Path, metavar="FILE", help="bridge.toml (toolsets, limits, journal...)")
+        p.add_argument(
+            "--mcp-config", type=Path, metavar="FILE", help="MCP servers to mount: Claude Desktop/Code mcpServers JSON"
+        )
 
     demo = sub.add_parser(
         "demo",
@@ -193,6 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="a scripted agent that makes this call (repeat: all at once) on each message",
     )
     common(emulator)
+
+    from ._mcp_pin import add_mcp_commands
+
+    add_mcp_commands(sub, targets, common)
     return parser
 
 
@@ -211,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "tools": _cmd_tools,
         "sync": _cmd_sync,
         "emulator": _cmd_emulator,
+        "mcp": _cmd_mcp,
     }
     try:
         return commands[args.command](args)
@@ -307,10 +315,17 @@ def _cmd_tools(args: argparse.Namespace) -> int:
     import json
 
     config = load_config_for(args, os.environ)
-    toolset = load_tools(args, config)
-    sys.stdout.write(json.dumps(toolset.definitions(), indent=2, ensure_ascii=False) + "\n")
+    toolset = load_tools(args, config, os.environ)
+
+    async def describe() -> tuple[list[dict[str, Any]], list[Any]]:
+        if not toolset.has_sources:
+            return toolset.definitions(), [tool.lint for tool in toolset]
+        async with toolset:  # MCP servers: connect to learn their tools
+            return toolset.definitions(), [tool.lint for tool in toolset]
+
+    definitions, reports = _run_async(args, describe)
+    sys.stdout.write(json.dumps(definitions, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()
-    reports = [tool.lint for tool in toolset]
     total = sum(report.size for report in reports)
     lines = [str(report) for report in reports]
     lines.append(f"{len(reports)} tool(s), {total:,} bytes of definitions")
@@ -322,6 +337,11 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     from ._sync import run_sync
 
     result: int = _run_async(args, run_sync, args, os.environ)
+    return result
+
+
+def _cmd_mcp(args: argparse.Namespace) -> int:
+    result: int = _run_async(args, args.mcp_command, args, os.environ)
     return result
 
 

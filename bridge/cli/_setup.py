@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError
 
@@ -25,6 +25,7 @@ __all__ = [
     "load_config_for",
     "load_tools",
     "make_client",
+    "tool_definitions",
 ]
 
 EXIT_OK = 0
@@ -60,14 +61,22 @@ def load_config_for(args: argparse.Namespace, environ: Mapping[str, str]) -> Con
     from ._config import Config, load_config
 
     config = load_config(args.config, environ) if getattr(args, "config", None) else Config()
-    if not getattr(args, "targets", None) and not config.toolsets:
-        raise ConfigError("nothing to serve: give a TARGET (module:attr or file.py:attr) or --config with [toolsets]")
+    has_mcp = config.mcp_servers or getattr(args, "mcp_config", None)
+    if not getattr(args, "targets", None) and not config.toolsets and not has_mcp:
+        raise ConfigError(
+            "nothing to serve: give a TARGET (module:attr or file.py:attr), --config with [toolsets] or "
+            "[[mcp.servers]], or --mcp-config"
+        )
     return config
 
 
-def load_tools(args: argparse.Namespace, config: Config) -> Toolset:
-    """Every TARGET and config toolset, merged into one Toolset; all load problems reported together."""
+def load_tools(args: argparse.Namespace, config: Config, environ: Mapping[str, str] | None = None) -> Toolset:
+    """Every TARGET, config toolset and MCP server, merged into one Toolset; all load problems reported together.
+
+    MCP servers' tools are known once the toolset is open (`toolset.has_sources`); see `tool_definitions`.
+    """
     from ..tools import Toolset
+    from ._mcp import mcp_toolsets
     from ._target import load_target
 
     toolsets: list[Toolset] = []
@@ -82,9 +91,21 @@ def load_tools(args: argparse.Namespace, config: Config) -> Toolset:
             toolsets.append(load_target(entry.use, entry.kwargs(), prefix=entry.prefix))
         except ConfigError as exc:
             problems.extend(f"toolsets.{entry.name}: {p}" for p in exc.problems)
+    try:
+        toolsets.extend(mcp_toolsets(args, config, environ or {}))
+    except ConfigError as exc:
+        problems.extend(exc.problems)
     if problems:
         raise ConfigError(problems)
     return toolsets[0] if len(toolsets) == 1 else Toolset.merge(*toolsets)
+
+
+async def tool_definitions(toolset: Toolset) -> list[dict[str, Any]]:
+    """The definitions to show or sync; a toolset with run-time tools (MCP servers) is opened to learn them."""
+    if not toolset.has_sources or toolset.is_open:
+        return toolset.definitions()
+    async with toolset:
+        return toolset.definitions()
 
 
 def make_client(args: argparse.Namespace, config: Config, environ: Mapping[str, str]) -> AsyncAnthropic:

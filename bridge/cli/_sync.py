@@ -27,10 +27,10 @@ _HEADER = (
 
 async def run_sync(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """Run `bridge sync` with parsed arguments; returns the exit code."""
-    from ._setup import EXIT_DRIFT, EXIT_OK, load_config_for, load_tools, make_client
+    from ._setup import EXIT_DRIFT, EXIT_OK, load_config_for, load_tools, make_client, tool_definitions
 
     config = load_config_for(args, environ)
-    definitions = load_tools(args, config).definitions()
+    definitions = await tool_definitions(load_tools(args, config, environ))
     agent_id = args.agent or (config.agent if not args.create else None)
     preview = args.dry_run or args.check
     if args.create and args.agent:

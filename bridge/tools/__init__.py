@@ -9,7 +9,7 @@ from ._context import ToolContext
 from ._decorator import ToolOptions, tool
 from ._lint import LintIssue, LintReport
 from ._tool import Tool
-from ._toolset import Toolset
+from ._toolset import Toolset, ToolSource
 
 __all__ = [
     "CallResult",
@@ -20,6 +20,7 @@ __all__ = [
     "ToolContext",
     "ToolOptions",
     "ToolResult",
+    "ToolSource",
     "Toolset",
     "document",
     "image",

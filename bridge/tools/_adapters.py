@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import pydantic
@@ -97,6 +97,26 @@ def _wrap(obj: Any) -> Tool:
 
     issues.append(LintIssue("", "note", "wrapped SDK tool: input is validated by the tool itself"))
     return Tool(name, _options_for(name), Impl(run, is_async, description, schema, tuple(issues), bind))
+
+
+def schema_impl(
+    name: str,
+    description: str,
+    input_schema: Mapping[str, Any],
+    fn: Callable[[dict[str, Any], ToolContext], Awaitable[Any]],
+) -> Impl:
+    """The `Impl` of `Tool.from_schema`: a Claude-ready copy of `input_schema`, and `fn` called with the raw input."""
+    description = description.strip()
+    if not description:
+        raise DefinitionError(f"tool {name!r} has no description, and Managed Agents requires one")
+    schema, issues = build_schema_from_json(dict(input_schema), name)
+
+    def bind(data: object, context: ToolContext, tool_name: str) -> tuple[list[Any], dict[str, Any]]:
+        if not isinstance(data, dict):
+            raise InputError(f"Invalid input for tool {tool_name}: the input must be a JSON object.")
+        return [data, context], {}
+
+    return Impl(fn, True, description, schema, tuple(issues), bind)
 
 
 def _options_for(name: str) -> Any:

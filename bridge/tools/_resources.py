@@ -2,8 +2,10 @@
 
 A resource is opened by the first toolset that enters while it is closed, and closed by that same toolset's exit (so
 enter and exit happen in the same task, as anyio cancel scopes inside the context manager require). A sync context
-manager is entered in a worker thread so a slow connect does not block the event loop. Closing is shielded from
-cancellation, with a time limit, so a shutdown cannot skip cleanup nor hang on it forever.
+manager is entered in a worker thread so a slow connect does not block the event loop; its closing is shielded from
+cancellation, with a time limit, so a shutdown cannot skip cleanup nor hang on it forever. An async context manager is
+exited directly (it may hold a task group open across its yield, whose scope must exit where it was entered) and
+bounds its own cleanup.
 """
 
 from __future__ import annotations
@@ -69,11 +71,13 @@ class Resource:
             self.is_open = False
             self.value = None
             self.closed()
+            if inspect.iscoroutinefunction(exit_fn):
+                # Exited directly, in no scope of ours: an async context manager may hold a task group open across
+                # its yield, and anyio requires its cancel scope to exit where it was entered. It bounds its own
+                # cleanup.
+                return bool(await exit_fn(exc_type, exc, tb))
             with anyio.move_on_after(CLOSE_TIMEOUT, shield=True) as scope:
-                if inspect.iscoroutinefunction(exit_fn):
-                    suppress = await exit_fn(exc_type, exc, tb)
-                else:
-                    suppress = await anyio.to_thread.run_sync(exit_fn, exc_type, exc, tb)
+                suppress = await anyio.to_thread.run_sync(exit_fn, exc_type, exc, tb)
             if scope.cancelled_caught:
                 _log.warning("%s: cleanup did not finish within %.0f s and was abandoned", self.label, CLOSE_TIMEOUT)
                 return False

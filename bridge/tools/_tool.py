@@ -115,6 +115,36 @@ class Tool:
             return cls(name, options, None, ToolResource(fn, name, options))
         return cls(name, options, build_impl(fn, name, options))
 
+    @classmethod
+    def from_schema(
+        cls,
+        name: str,
+        description: str,
+        input_schema: Mapping[str, Any],
+        fn: Callable[[dict[str, Any], ToolContext], Awaitable[Any]],
+        **options: Any,
+    ) -> Tool:
+        """Build a tool from a JSON Schema someone else wrote (an MCP server's, an OpenAPI operation's...).
+
+        The schema is made Claude-ready by the same rules as a function's (`$ref`s inlined, titles dropped, objects
+        closed). `fn(input, context)` gets the input object as sent and validates it itself; what it returns or
+        raises is shaped exactly as for a function tool.
+
+        Args:
+            name: The tool name (Claude's rules: 1-64 letters, digits, `_`, `-`).
+            description: What the model reads; must not be empty.
+            input_schema: A JSON Schema describing an object.
+            fn: An async function `(input, context) -> value`.
+            **options: `ToolOptions` fields (`timeout`, `read_only`, `output_budget`, ...).
+
+        Raises:
+            DefinitionError: Bad name, no description, or a schema that is not an object, is recursive or too large.
+        """
+        from ._adapters import schema_impl
+
+        tool_options = ToolOptions(name=name, **options)
+        return cls(name, tool_options, schema_impl(name, description, input_schema, fn))
+
     def with_options(self, **changes: Any) -> Tool:
         """A copy with options changed; the schema is rebuilt when `strict` or `description` changes."""
         options = self._options.replace(**changes)

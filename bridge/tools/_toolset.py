@@ -6,10 +6,16 @@ toolset; a duplicate is an error at construction, never a silent override.
 
 Timeouts resolve per tool: the tool's own `timeout` option, else the innermost toolset's `timeout` that contains it,
 else None (the bridge's default).
+
+A toolset may also hold a *source*: a callable returning the tools some outside party defines right now (an MCP
+server's tool list, which can change while the bridge runs). Its tools join the registry when the source returns
+them; prefix, filter and rename apply to them as they appear. A source usually comes with a `lifespan` that connects
+to whatever defines the tools, so they are known once the toolset is open (`async with toolset`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -23,11 +29,48 @@ from ._decorator import check_name
 from ._resources import Resource, ToolResource
 from ._tool import RunSync, Tool
 
-__all__ = ["Toolset"]
+__all__ = ["ToolSource", "Toolset"]
+
+ToolSource = Callable[[], Mapping[str, Tool]]
+"""Returns the tools defined right now, by name. Called on every lookup: return the same mapping object until the
+tools change (derived toolsets cache their view of it by identity)."""
+
+_log = logging.getLogger("bridge.tools")
+_Transform = Callable[[Mapping[str, Tool]], dict[str, Tool]]
 
 
 def _prefixed(prefix: str, name: str) -> str:
     return f"{prefix}{name}" if prefix.endswith(("_", "-")) else f"{prefix}_{name}"
+
+
+def _prefix_transform(prefix: str) -> _Transform:
+    return lambda tools: {_prefixed(prefix, n): t.renamed(_prefixed(prefix, n)) for n, t in tools.items()}
+
+
+class _Mount:
+    """A source as one toolset sees it: the transforms its derivations added, and the timeout it inherits."""
+
+    __slots__ = ("_cache", "_seen", "source", "timeout", "transforms")
+
+    def __init__(self, source: ToolSource, transforms: tuple[_Transform, ...] = (), timeout: float | None = None):
+        self.source = source
+        self.transforms = transforms
+        self.timeout = timeout
+        self._seen: object = None
+        self._cache: dict[str, Tool] = {}
+
+    def derive(self, transform: _Transform | None = None, timeout: float | None = None) -> _Mount:
+        transforms = self.transforms if transform is None else (*self.transforms, transform)
+        return _Mount(self.source, transforms, self.timeout if self.timeout is not None else timeout)
+
+    def tools(self) -> dict[str, Tool]:
+        raw = self.source()
+        if raw is not self._seen:
+            tools = dict(raw)
+            for transform in self.transforms:
+                tools = transform(tools)
+            self._seen, self._cache = raw, tools
+        return self._cache
 
 
 class Toolset:
@@ -41,6 +84,8 @@ class Toolset:
         timeout: Seconds allowed per call for tools that set no `timeout` of their own.
         lifespan: A context-manager factory (sync or async) opened on `async with toolset` and closed on exit:
             connection pools and clients the tools share.
+        source: Tools defined elsewhere and known only at run time (see `ToolSource`); they join the registry as
+            the source returns them, after this toolset's prefix.
 
     Raises:
         DefinitionError: A tool cannot be registered, or two tools share a name.
@@ -54,13 +99,15 @@ class Toolset:
         prefix: str | None = None,
         timeout: float | None = None,
         lifespan: Callable[[], Any] | None = None,
+        source: ToolSource | None = None,
     ) -> None:
         if timeout is not None and not timeout > 0:
             raise DefinitionError(f"toolset timeout must be a positive number of seconds, got {timeout!r}")
         self.name = name
         self.timeout = timeout
-        self._tools: dict[str, Tool] = {}
+        self._static: dict[str, Tool] = {}
         self._inherited: dict[str, float] = {}
+        self._mounts: list[_Mount] = [] if source is None else [_Mount(source)]
         self._resources: list[Resource] = []
         self._stack: AsyncExitStack | None = None
         self._depth = 0
@@ -68,8 +115,30 @@ class Toolset:
             self._resources.append(Resource(lifespan, f"toolset {name or '(unnamed)'} lifespan"))
         self._include(tools)
         if prefix:
-            self._tools = {_prefixed(prefix, n): t.renamed(_prefixed(prefix, n)) for n, t in self._tools.items()}
+            self._static = _prefix_transform(prefix)(self._static)
             self._inherited = {_prefixed(prefix, n): v for n, v in self._inherited.items()}
+            self._mounts = [m.derive(_prefix_transform(prefix)) for m in self._mounts]
+
+    @property
+    def _tools(self) -> Mapping[str, Tool]:
+        """Every tool now: the registered ones, then each source's (a name already taken is skipped, and logged)."""
+        if not self._mounts:
+            return self._static
+        tools = dict(self._static)
+        for mount in self._mounts:
+            for name, tool in mount.tools().items():
+                if name in tools:
+                    if tools[name] is not tool:
+                        _log.warning("tool %r from a tool source is skipped: another tool has that name", name)
+                    continue
+                tools[name] = tool
+        return tools
+
+    def _source_timeout(self, name: str) -> float | None:
+        for mount in self._mounts:
+            if name in mount.tools():
+                return mount.timeout
+        return None
 
     def _include(self, items: Iterable[Any]) -> None:
         if isinstance(items, str | bytes | Mapping) or not isinstance(items, Iterable):
@@ -77,8 +146,9 @@ class Toolset:
         for item in items:
             if isinstance(item, Toolset):
                 self._add_resources(item._resources)  # its lifespans open before its tools' resources
-                for tool in item:
+                for tool in item._static.values():
                     self._add(tool, item._inherited.get(tool.name, item.timeout))
+                self._mounts.extend(m.derive(timeout=item.timeout) for m in item._mounts)
             elif isinstance(item, list | tuple):
                 self._include(item)
             else:
@@ -93,12 +163,12 @@ class Toolset:
                 self._resources.append(resource)
 
     def _add(self, tool: Tool, inherited: float | None) -> None:
-        if tool.name in self._tools and self._tools[tool.name] is not tool:
+        if tool.name in self._static and self._static[tool.name] is not tool:
             raise DefinitionError(
                 f"two tools are named {tool.name!r}; names must be unique. Rename one (@tool(name=...) or "
                 "toolset.rename({...})) or put one group under a prefix (Toolset([...], prefix=...))."
             )
-        self._tools[tool.name] = tool
+        self._static[tool.name] = tool
         if inherited is not None:
             self._inherited[tool.name] = inherited
         if tool.resource is not None:
@@ -116,10 +186,11 @@ class Toolset:
         """One toolset holding every tool of `toolsets`; duplicate names are an error."""
         return cls([ts if isinstance(ts, Toolset) else cls.coerce(ts) for ts in toolsets])
 
-    def _derive(self, tools: dict[str, Tool], inherited: dict[str, float]) -> Toolset:
+    def _derive(self, tools: dict[str, Tool], inherited: dict[str, float], transform: _Transform) -> Toolset:
         derived = Toolset(name=self.name, timeout=self.timeout)
-        derived._tools = tools
+        derived._static = tools
         derived._inherited = inherited
+        derived._mounts = [m.derive(transform) for m in self._mounts]
         used = {id(tool.resource) for tool in tools.values() if tool.resource is not None}
         derived._resources = [r for r in self._resources if not isinstance(r, ToolResource) or id(r) in used]
         return derived
@@ -170,37 +241,56 @@ class Toolset:
         tool = self._tools[name]
         if tool.options.timeout is not None:
             return tool.options.timeout
-        return self._inherited.get(name, self.timeout)
+        if name in self._inherited:
+            return self._inherited[name]
+        inherited = self._source_timeout(name) if name not in self._static else None
+        return inherited if inherited is not None else self.timeout
 
     def with_prefix(self, prefix: str) -> Toolset:
         """A toolset whose tool names all start with `prefix` (an `_` is added unless it ends in `_` or `-`)."""
-        tools = {_prefixed(prefix, n): t.renamed(_prefixed(prefix, n)) for n, t in self._tools.items()}
-        return self._derive(tools, {_prefixed(prefix, n): v for n, v in self._inherited.items()})
+        tools = _prefix_transform(prefix)(self._static)
+        inherited = {_prefixed(prefix, n): v for n, v in self._inherited.items()}
+        return self._derive(tools, inherited, _prefix_transform(prefix))
 
     def filter(self, predicate: Callable[[Tool], bool]) -> Toolset:
         """A toolset with only the tools for which `predicate(tool)` is true."""
-        tools = {n: t for n, t in self._tools.items() if predicate(t)}
-        return self._derive(tools, {n: v for n, v in self._inherited.items() if n in tools})
+
+        def keep(source: Mapping[str, Tool]) -> dict[str, Tool]:
+            return {n: t for n, t in source.items() if predicate(t)}
+
+        tools = keep(self._static)
+        return self._derive(tools, {n: v for n, v in self._inherited.items() if n in tools}, keep)
 
     def rename(self, mapping: Mapping[str, str]) -> Toolset:
         """A toolset with some tools renamed (`{"old": "new"}`).
 
         Raises:
             DefinitionError: A name in `mapping` is not in the toolset, a new name is invalid, or names collide.
+                (With a tool source, names it may define later are accepted.)
         """
         unknown = [old for old in mapping if old not in self._tools]
-        if unknown:
+        if unknown and not self._mounts:
             raise DefinitionError(f"cannot rename {unknown}: no such tools (have: {', '.join(self._tools)})")
+        for new in mapping.values():
+            check_name(new)
         tools: dict[str, Tool] = {}
         inherited: dict[str, float] = {}
-        for old, tool in self._tools.items():
-            new = check_name(mapping.get(old, old))
+        for old, tool in self._static.items():
+            new = mapping.get(old, old)
             if new in tools:
                 raise DefinitionError(f"renaming makes two tools named {new!r}; names must be unique")
             tools[new] = tool.renamed(new) if new != old else tool
             if old in self._inherited:
                 inherited[new] = self._inherited[old]
-        return self._derive(tools, inherited)
+
+        def rename(source: Mapping[str, Tool]) -> dict[str, Tool]:
+            out: dict[str, Tool] = {}
+            for old, tool in source.items():
+                new = mapping.get(old, old)
+                out[new] = tool.renamed(new) if new != old else tool
+            return out
+
+        return self._derive(tools, inherited, rename)
 
     async def call(
         self,
@@ -216,6 +306,11 @@ class Toolset:
             available = ", ".join(self._tools) or "none"
             return CallResult.error(f"unknown tool {name!r}; available tools: {available}")
         return await tool.call(input, context, run_sync=run_sync)
+
+    @property
+    def has_sources(self) -> bool:
+        """True when some tools are defined at run time (a source): they are all known once the toolset is open."""
+        return bool(self._mounts)
 
     @property
     def is_open(self) -> bool:
