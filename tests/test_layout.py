@@ -8,14 +8,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "bridge"
-LAYERS = ("tools", "runtime", "journal", "agents", "cli", "testing")
+LAYERS = ("tools", "runtime", "journal", "agents", "mcp", "cli", "testing")
 ALLOWED = {
     # who may import whom (besides the shared `bridge._errors`)
     "tools": set(),
     "journal": set(),
     "runtime": {"tools", "journal"},
     "agents": set(),
-    "cli": {"tools", "runtime", "journal", "agents", "testing"},
+    "mcp": {"tools", "runtime"},
+    "cli": {"tools", "runtime", "journal", "agents", "mcp", "testing"},
     "testing": set(),
 }
 

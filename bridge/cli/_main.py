@@ -6,6 +6,7 @@ bridge tools TARGET...                          the definitions the agent will s
 bridge sync  TARGET... --agent ID [--dry-run]   push the definitions to an agent (its other tools are kept)
 bridge run   TARGET... --agent ID               serve every session of the agent, new ones included
 bridge emulator                                 a local Managed Agents API to develop against
+bridge mcp serve TARGET... [--http HOST:PORT]   the same tools for MCP clients (Claude Code, Claude Desktop)
 ```
 
 This is the one place that reads the environment (`ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`): the library takes
@@ -179,6 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--api-key", default=EMULATOR_KEY, help=f"the key clients must send (default: {EMULATOR_KEY})"
     )
     common(emulator)
+
+    mcp = sub.add_parser("mcp", help="MCP: serve the tools to MCP clients", formatter_class=formatter)
+    mcp_commands = mcp.add_subparsers(dest="mcp_command", metavar="COMMAND", required=True)
+    from ._mcp_serve import add_serve_parser
+
+    add_serve_parser(mcp_commands, setup=(targets, common), epilog=_exit_code_help())
     return parser
 
 
@@ -197,6 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "tools": _cmd_tools,
         "sync": _cmd_sync,
         "emulator": _cmd_emulator,
+        "mcp": _cmd_mcp,
     }
     try:
         return commands[args.command](args)
@@ -299,6 +307,14 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
 
     serve_emulator(args.host, args.port, args.api_key)
     return EXIT_OK
+
+
+def _cmd_mcp(args: argparse.Namespace) -> int:
+    from ._mcp_serve import run_mcp_serve
+
+    commands: dict[str, Callable[..., Any]] = {"serve": run_mcp_serve}
+    result: int = _run_async(args, commands[args.mcp_command], args, os.environ)
+    return result
 
 
 # -- argument types -------------------------------------------------------------------------------------------------
