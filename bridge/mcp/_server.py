@@ -90,6 +90,16 @@ class MCPServer:
         if stack is not None:
             await stack.__aexit__(*exc_info)
 
+    @property
+    def running(self) -> int:
+        """Calls running now (sync calls whose thread was abandoned included until it ends)."""
+        return self._scheduler.running if self._scheduler is not None else 0
+
+    @property
+    def queued(self) -> int:
+        """Calls waiting for a concurrency slot now."""
+        return self._scheduler.queued if self._scheduler is not None else 0
+
     def sdk_server(self) -> Any:
         """A low-level `mcp` `Server` for this toolset, for transports of your own (needs `async with self`)."""
         from importlib.metadata import PackageNotFoundError, version
@@ -172,6 +182,8 @@ class MCPServer:
         async with anyio.create_task_group() as tg:
             if request.report is not None:
                 tg.start_soon(_forward_progress, receive, request.report)
+            else:
+                receive.close()
             with send:
                 outcome = await scheduler.run(ticket, lambda run_sync: tool.call(arguments, context, run_sync=run_sync))
         return to_mcp_result(_answer(tool, outcome), tool=name, request_id=request.request_id)

@@ -18,7 +18,6 @@ PNG = bytes.fromhex(
 PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
 
 
-
 class _State:
     """What the tools observed; made inside the event loop (anyio events belong to one loop)."""
 
@@ -114,9 +113,9 @@ async def wait_for_cancel(ctx: ToolContext) -> str:
     ctx.progress("waiting")
     try:
         await anyio.Event().wait()
-    finally:
-        if ctx.cancelled:
-            state().cancelled.set()
+    except anyio.get_cancelled_exc_class():
+        state().cancelled.set()
+        raise
     return "unreachable"
 
 
