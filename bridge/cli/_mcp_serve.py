@@ -9,12 +9,14 @@ without a token is refused: anyone on the network could call the tools.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._errors import ConfigError
 from ..mcp import MCPServer, is_loopback, require_mcp
+from ..runtime import Limits
 from ._config import parse_address
 from ._setup import EXIT_OK, load_config_for, load_tools
 
@@ -55,12 +57,10 @@ def add_serve_parser(
 
 async def run_mcp_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """Load the tools and serve them until the client disconnects (stdio) or SIGINT/SIGTERM (HTTP)."""
-    from ._daemon import build_limits
-
     config = load_config_for(args, environ)
     toolset = load_tools(args, config)
     spec = config.mcp_serve
-    limits, _ = build_limits(config.limits, {}, max_concurrency=args.max_concurrency)
+    limits = _limits(config.limits, args.max_concurrency)
     http = args.http or spec.http
     token = _token(args, spec.token.reveal() if spec.token is not None else None, environ)
     if http is not None and not is_loopback(http[0]) and token is None:
@@ -79,6 +79,19 @@ async def run_mcp_serve(args: argparse.Namespace, environ: Mapping[str, str]) ->
             origins = (*spec.allowed_origins, *args.allow_origin)
             await server.serve_http(http[0], http[1], token=token, allowed_origins=origins)
     return EXIT_OK
+
+
+def _limits(table: Mapping[str, Any], max_concurrency: int | None) -> Limits:
+    """`Limits` from bridge.toml's [limits] and --max-concurrency (not `_daemon.build_limits`: that module loads the
+    Anthropic SDK, a second of startup an MCP host waits for on every launch)."""
+    known = {f.name for f in dataclasses.fields(Limits)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError([f"limits.{key}: unknown limit (known: {', '.join(sorted(known))})" for key in unknown])
+    values = dict(table)
+    if max_concurrency is not None:
+        values["max_concurrency"] = max_concurrency
+    return Limits(**values)
 
 
 def _token(args: argparse.Namespace, configured: str | None, environ: Mapping[str, str]) -> str | None:

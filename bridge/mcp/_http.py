@@ -14,6 +14,7 @@ the port is known: connections wait in the backlog until uvicorn accepts them, w
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 import socket
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -33,12 +34,17 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MCP_PATH = "/mcp"
-_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 def is_loopback(host: str) -> bool:
-    """True for an interface only this machine can reach."""
-    return host.strip("[]") in _LOOPBACK or host.startswith("127.")
+    """True for an interface only this machine can reach (`localhost`, 127.0.0.0/8, ::1); never a mere prefix."""
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class OriginAndTokenGuard:
