@@ -28,3 +28,15 @@ async def test_serve_offline() -> None:
     namespace = runpy.run_path(str(EXAMPLES / "serve_offline.py"), run_name="serve_offline")
     reply = await namespace["main"]()
     assert reply.startswith("Refunded 3 late orders: [")
+
+
+async def test_mcp_server(anyio_backend: str) -> None:
+    """examples/mcp_server.py: the toolset served over MCP lists its tools, answers, and refuses a database write."""
+    pytest.importorskip("mcp")
+    if anyio_backend != "asyncio":
+        pytest.skip("the MCP HTTP transport runs on uvicorn, which is asyncio-only")
+    namespace = runpy.run_path(str(EXAMPLES / "mcp_server.py"), run_name="mcp_server")
+    lines = await namespace["main"]()
+    assert lines[0].startswith("tools: order_status, db_describe_source")
+    assert lines[1] == 'order_status: {"order_id":7,"status":"shipped"}'
+    assert lines[2].startswith("db_query: denied_by_policy")

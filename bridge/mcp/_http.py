@@ -13,6 +13,7 @@ the port is known: connections wait in the backlog until uvicorn accepts them, w
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import logging
@@ -23,6 +24,8 @@ from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
+
+from .._errors import ConfigError
 
 __all__ = ["OriginAndTokenGuard", "serve_http"]
 
@@ -130,6 +133,11 @@ async def serve_http(
     """Serve `sdk_server` over streamable HTTP until cancelled; see `MCPServer.serve_http`."""
     import uvicorn
     from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        raise ConfigError("the MCP streamable HTTP transport runs on uvicorn, which needs asyncio (not trio)") from None
 
     manager = StreamableHTTPSessionManager(app=sdk_server, json_response=False, stateless=False)
     app = OriginAndTokenGuard(manager.handle_request, token=token, allowed_origins=allowed_origins)
