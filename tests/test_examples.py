@@ -46,3 +46,15 @@ def test_the_readme_quotes_benchmark_numbers_from_one_generated_run() -> None:
     outside = readme.split("<!-- bench:start -->", 1)[0] + readme.split("<!-- bench:end -->", 1)[1]
     for hand_typed in ("0.6–0.7", "16–21%", "26–34%", "p99 overhead 1.9 s"):
         assert hand_typed not in outside
+
+
+async def test_mcp_server(anyio_backend: str) -> None:
+    """examples/mcp_server.py: the toolset served over MCP lists its tools, answers, and refuses a database write."""
+    pytest.importorskip("mcp")
+    if anyio_backend != "asyncio":
+        pytest.skip("the MCP HTTP transport runs on uvicorn, which is asyncio-only")
+    namespace = runpy.run_path(str(EXAMPLES / "mcp_server.py"), run_name="mcp_server")
+    lines = await namespace["main"]()
+    assert lines[0].startswith("tools: order_status, db_describe_source")
+    assert lines[1] == 'order_status: {"order_id":7,"status":"shipped"}'
+    assert lines[2].startswith("db_query: denied_by_policy")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "bridge"
-LAYERS = ("tools", "runtime", "journal", "agents", "telemetry", "cli", "testing")
+LAYERS = ("tools", "runtime", "journal", "agents", "telemetry", "mcp", "cli", "testing")
 ALLOWED = {
     # who may import whom (besides the shared `bridge._errors`)
     "tools": set(),
@@ -16,7 +16,8 @@ ALLOWED = {
     "runtime": {"tools", "journal"},
     "agents": set(),
     "telemetry": {"runtime"},
-    "cli": {"tools", "runtime", "journal", "agents", "telemetry", "testing"},
+    "mcp": {"tools", "runtime"},
+    "cli": {"tools", "runtime", "journal", "agents", "telemetry", "mcp", "testing"},
     "testing": set(),
 }
 

@@ -22,6 +22,11 @@ path = ".bridge/journal.db"
 [health]
 port = 9464
 
+[mcp.serve]                           # `bridge mcp serve`: stdio unless `http` is set
+http = "127.0.0.1:8765"
+token = { env = "BRIDGE_MCP_TOKEN" }  # bearer token of the HTTP transport (from the environment only)
+allowed_origins = ["https://app.example.com"]   # besides loopback origins
+
 [toolsets.shop]                       # one table per toolset (or an array: [[toolsets]])
 use = "toolkits.database:sqlite_toolset"
 path = "shop.db"                      # every other key is an argument of the factory
@@ -49,7 +54,17 @@ from typing import Any, Literal
 from .._errors import ConfigError
 from ..runtime import Limits, Timeouts
 
-__all__ = ["Config", "JournalSpec", "Secret", "ToolsetSpec", "build_limits", "load_config", "parse_config"]
+__all__ = [
+    "Config",
+    "JournalSpec",
+    "McpServeSpec",
+    "Secret",
+    "ToolsetSpec",
+    "build_limits",
+    "load_config",
+    "parse_address",
+    "parse_config",
+]
 
 _TOP_KEYS = (
     "agent",
@@ -61,8 +76,8 @@ _TOP_KEYS = (
     "timeouts",
     "journal",
     "health",
-    "toolsets",
     "mcp",
+    "toolsets",
 )
 _TOOLSET_KEYS = ("use", "prefix")
 _JOURNAL_BACKENDS = ("sqlite", "memory")
@@ -128,6 +143,30 @@ class JournalSpec:
 
 
 @dataclass(frozen=True)
+class McpServeSpec:
+    """`[mcp.serve]`: how `bridge mcp serve` serves (command-line options win)."""
+
+    http: tuple[str, int] | None = None
+    token: Secret | None = None
+    allowed_origins: tuple[str, ...] = ()
+    name: str | None = None
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """`HOST:PORT`, `[::1]:PORT` or just `PORT` (on 127.0.0.1) -> (host, port).
+
+    Raises:
+        ValueError: Not an address; the message shows the expected form.
+    """
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "127.0.0.1", text
+    if not port.isdigit() or not 0 <= int(port) <= 65535 or (sep and not host):
+        raise ValueError(f"expected HOST:PORT (e.g. 127.0.0.1:8765), got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True)
 class Config:
     """A validated `bridge.toml`. Every field has a default, so `Config()` is the empty file."""
 
@@ -143,6 +182,7 @@ class Config:
     health_host: str | None = None
     api_key: Secret | None = None
     base_url: str | None = None
+    mcp_serve: McpServeSpec = field(default_factory=McpServeSpec)
     source: Path | None = None
     mcp_servers: tuple[Any, ...] = ()  # `_mcp.McpEntry`s, from [[mcp.servers]]
 
@@ -208,6 +248,7 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str], *, source:
     port = checker.port(health, "health.port")
     host = checker.string(health, "health.host")
 
+    mcp_serve = checker.mcp_serve(checker.table(data, "mcp"))
     toolsets = checker.toolsets(data.get("toolsets"))
     mcp_servers = checker.mcp_servers(data)
     if checker.problems:
@@ -226,6 +267,7 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str], *, source:
         health_host=host,
         api_key=api_key,
         base_url=base_url,
+        mcp_serve=mcp_serve,
         source=source,
         mcp_servers=tuple(mcp_servers),
     )
@@ -373,6 +415,30 @@ class _Checker:
             return [self.resolve(v, f"{key}[{i}]") for i, v in enumerate(value)]
         return value
 
+    def mcp_serve(self, mcp: Mapping[str, Any]) -> McpServeSpec:
+        """`[mcp.serve]` (each `bridge mcp` command owns one `[mcp.*]` table)."""
+        self.unknown(mcp, "mcp", ("serve", "servers"))
+        table = mcp.get("serve", {})
+        if not isinstance(table, Mapping):
+            self.problem("mcp.serve", f"must be a table ([mcp.serve]), got {_kind(table)}")
+            return McpServeSpec()
+        self.unknown(table, "mcp.serve", ("http", "token", "allowed_origins", "name"))
+        http = None
+        text = self.string(table, "mcp.serve.http")
+        if text is not None:
+            try:
+                http = parse_address(text)
+            except ValueError as exc:
+                self.problem("mcp.serve.http", str(exc))
+        token = None
+        if "token" in table:
+            token = self.resolve(table["token"], "mcp.serve.token")
+            if token is not None and not isinstance(token, Secret):
+                self.problem("mcp.serve.token", 'must come from the environment: token = { env = "VARIABLE_NAME" }')
+                token = None
+        origins = self.string_list(table, "mcp.serve.allowed_origins")
+        return McpServeSpec(http, token, tuple(origins), self.string(table, "mcp.serve.name"))
+
     def toolsets(self, value: Any) -> list[ToolsetSpec]:
         if value is None:
             return []
@@ -408,8 +474,7 @@ class _Checker:
         """`[[mcp.servers]]`: each a `mcpServers`-style entry plus `name` and `mcp_toolset` options."""
         from ._mcp import OPTION_KEYS, McpEntry
 
-        table = self.table(data, "mcp")
-        self.unknown(table, "mcp", ("servers",))
+        table = self.table(data, "mcp")  # its unknown keys are reported by mcp_serve
         servers = table.get("servers", [])
         if not isinstance(servers, list):
             self.problem("mcp.servers", "must be an array of tables ([[mcp.servers]])")

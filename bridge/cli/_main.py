@@ -6,6 +6,8 @@ bridge tools TARGET...                          the definitions the agent will s
 bridge sync  TARGET... --agent ID [--dry-run]   push the definitions to an agent (its other tools are kept)
 bridge run   TARGET... --agent ID               serve every session of the agent, new ones included
 bridge emulator [--call TOOL JSON]              a local Managed Agents API (optionally a scripted agent)
+bridge mcp serve TARGET... [--http HOST:PORT]   the same tools for MCP clients (Claude Code, Claude Desktop)
+bridge mcp pin TARGET... [--check]              review and accept changed MCP server tool definitions
 ```
 
 This is the one place that reads the environment (`ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`): the library takes
@@ -198,8 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     common(emulator)
 
     from ._mcp_pin import add_mcp_commands
+    from ._mcp_serve import add_serve_parser
 
-    add_mcp_commands(sub, targets, common)
+    mcp_commands = add_mcp_commands(sub, targets, common)
+    add_serve_parser(mcp_commands, setup=(targets, common), epilog=_exit_code_help())
     return parser
 
 
@@ -340,11 +344,6 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     return result
 
 
-def _cmd_mcp(args: argparse.Namespace) -> int:
-    result: int = _run_async(args, args.mcp_command, args, os.environ)
-    return result
-
-
 def _cmd_emulator(args: argparse.Namespace) -> int:
     from ._emulator import serve_emulator
     from ._trial import load_script, script_of_calls
@@ -352,6 +351,14 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
     script = load_script(args.script) if args.script else script_of_calls(args.call) if args.call else None
     serve_emulator(args.host, args.port, args.api_key, script)
     return EXIT_OK
+
+
+def _cmd_mcp(args: argparse.Namespace) -> int:
+    from ._mcp_serve import run_mcp_serve
+
+    command = run_mcp_serve if args.mcp_subcommand == "serve" else args.mcp_command
+    result: int = _run_async(args, command, args, os.environ)
+    return result
 
 
 # -- argument types -------------------------------------------------------------------------------------------------

@@ -20,9 +20,9 @@ def add_mcp_commands(
     sub: Any,
     targets: Callable[[argparse.ArgumentParser], None],
     common: Callable[[argparse.ArgumentParser], None],
-) -> None:
-    """Register `bridge mcp` and its `pin` subcommand (other `mcp` subcommands add themselves to the same group)."""
-    mcp = sub.add_parser("mcp", help="MCP servers: review and pin their tool definitions")
+) -> Any:
+    """Register `bridge mcp` and its `pin` subcommand; returns the group other `mcp` subcommands join."""
+    mcp = sub.add_parser("mcp", help="MCP: pin mounted servers' tool definitions; serve the tools to MCP clients")
     mcp_sub = mcp.add_subparsers(dest="mcp_subcommand", metavar="SUBCOMMAND", required=True)
     pin = mcp_sub.add_parser(
         "pin",
@@ -34,6 +34,7 @@ def add_mcp_commands(
     pin.add_argument("--check", action="store_true", help="show the differences, change nothing (exit 8 if any)")
     common(pin)
     pin.set_defaults(mcp_command=run_pin)
+    return mcp_sub
 
 
 async def run_pin(args: argparse.Namespace, environ: Mapping[str, str]) -> int:

@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from ._limits import Limits, Timeouts
 from ._observe import BridgeStats, CallEvent, CallEventKind, Latency
+from ._scheduler import Outcome, OutcomeKind, Scheduler, Ticket  # for bridge.mcp, which runs calls without a Bridge
 
 if TYPE_CHECKING:
     from ._bridge import Bridge
 
 __all__ = ["Bridge", "BridgeStats", "CallEvent", "CallEventKind", "Latency", "Limits", "Timeouts"]
+__all__ += ["Outcome", "OutcomeKind", "Scheduler", "Ticket"]
 
 
 def __getattr__(name: str) -> Any:

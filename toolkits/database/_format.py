@@ -268,7 +268,6 @@ def wrap_untrusted(body: str) -> str:
     return fence(body, source="the database")
 
 
-
 def fenced(message: str, database_text: str, limit: int = 500) -> str:
     """An error message whose part that came from the database (a server message, a name) sits inside a boundary.
 
