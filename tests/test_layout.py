@@ -8,14 +8,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "bridge"
-LAYERS = ("tools", "runtime", "journal", "agents", "cli", "testing")
+LAYERS = ("tools", "runtime", "journal", "fleet", "agents", "cli", "testing")
 ALLOWED = {
     # who may import whom (besides the shared `bridge._errors`)
     "tools": set(),
     "journal": set(),
-    "runtime": {"tools", "journal"},
+    "fleet": {"journal"},
+    "runtime": {"tools", "journal", "fleet"},
     "agents": set(),
-    "cli": {"tools", "runtime", "journal", "agents", "testing"},
+    "cli": {"tools", "runtime", "journal", "fleet", "agents", "testing"},
     "testing": set(),
 }
 

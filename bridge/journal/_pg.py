@@ -85,10 +85,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         """
         CREATE TABLE bridge_budgets (
-            name          text        PRIMARY KEY,
-            tokens        float8      NOT NULL,
-            updated_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
-            blocked_until timestamptz
+            name text        PRIMARY KEY,
+            tat  timestamptz NOT NULL DEFAULT clock_timestamp()
         )
         """,
     ),

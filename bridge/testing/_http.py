@@ -1,4 +1,4 @@
-"""The HTTP edge: request ids, auth, the beta header, injected faults and the request log.
+"""The HTTP edge: request ids, auth, the beta header, the rate limit, injected faults and the request log.
 
 A raw ASGI middleware, so that it can also do what a framework response cannot: cut a connection after the request
 was processed (the SDK sees a transport error and retries, which is how a stored-but-unacknowledged POST happens).
@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ._faults import Faults
+from ._faults import Faults, RateLimit
 from ._util import APIError
 
 __all__ = ["EdgeMiddleware", "RequestRecord", "error_response_parts"]
@@ -65,6 +65,7 @@ class EdgeMiddleware:
         require_beta: bool,
         log: list[RequestRecord],
         on_logged: Callable[[], None] | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         self.app = app
         self.api_keys = api_keys
@@ -72,6 +73,7 @@ class EdgeMiddleware:
         self.require_beta = require_beta
         self.log = log
         self.on_logged = on_logged  # wakes `Control.wait_requests`
+        self.rate_limit = rate_limit
 
     def _auth_error(self, headers: dict[str, str]) -> APIError | None:
         bearer = headers.get("authorization", "")
@@ -108,6 +110,9 @@ class EdgeMiddleware:
                 await anyio.sleep(delay)
             failure = self.faults.take_failure(method, path)
             error = self._auth_error(headers)
+            if failure is None and error is None and self.rate_limit is not None:
+                wait = self.rate_limit.take()
+                failure = None if wait is None else self.rate_limit.failure(wait)
             if failure is not None:
                 status = failure.status
                 await _send_error(
