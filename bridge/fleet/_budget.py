@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 __all__ = ["Budget", "BudgetStats", "LocalBudget", "PostgresBudget", "budgeted_http_client", "retry_after"]
 
 
+_EPSILON = 1e-6  # seconds: float noise in `tat` arithmetic, not a wait
+
+
 @dataclass
 class BudgetStats:
     """How a budget has been used, for `stats()` and `/metrics`."""
@@ -113,7 +116,8 @@ class LocalBudget(_Counted):
         """Take `cost` tokens now; returns how long the caller must wait before using them."""
         now = self._clock()
         self._tat = max(self._tat, now) + cost / self.rate
-        return max(0.0, self._tat - now - self.burst / self.rate)
+        wait = self._tat - now - self.burst / self.rate
+        return wait if wait > _EPSILON else 0.0
 
     async def acquire(self, cost: float = 1.0) -> float:
         return await self._wait(self.reserve(cost))
@@ -199,9 +203,13 @@ class PostgresBudget(_Counted):
 
         return await self.db.run(work)
 
+    async def reserve(self, cost: float = 1.0) -> float:
+        """Take `cost` tokens now (one statement); returns how long the caller must wait before using them."""
+        wait = await self._execute(_ACQUIRE, cost=cost) or 0.0
+        return wait if wait > _EPSILON else 0.0
+
     async def acquire(self, cost: float = 1.0) -> float:
-        wait = await self._execute(_ACQUIRE, cost=cost)
-        return await self._wait(wait or 0.0)
+        return await self._wait(await self.reserve(cost))
 
     async def penalize(self, seconds: float) -> None:
         self._stats.throttled_total += 1
