@@ -130,8 +130,7 @@ def cluster() -> Iterator[PgServer]:
     secret = f"TOP-SECRET-{secrets.token_hex(8)}"
     subprocess.run([*prefix, "sh", "-c", f"echo {secret} > {datadir}/secret.txt"], check=True)
     options = (
-        f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
-        " -c max_connections=300"
+        f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=300"
     )
     ctl = [*prefix, str(bindir / "pg_ctl"), "-D", str(datadir), "-l", str(base / "server.log")]
     subprocess.run([*ctl, "-w", "-s", "-o", options, "start"], check=True, capture_output=True)
