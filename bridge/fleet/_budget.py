@@ -16,8 +16,7 @@ When a 429 gets through anyway (another client of the same organisation, a limit
 `penalize(retry_after)` pushes `tat` past the retry time for everyone sharing the budget, so the fleet waits once,
 together, and then resumes at `rate` instead of all at the same instant.
 
-`budgeted_http_client(budget)` plugs a budget into the SDK: an httpx2 client whose request hook waits for a token
-before each attempt (the SDK's own retries included) and whose response hook reports 429s.
+`fleet_http_client(budget=...)` (`_http.py`) plugs a budget into the SDK.
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ if TYPE_CHECKING:
     import httpx2
     import psycopg
 
-__all__ = ["Budget", "BudgetStats", "LocalBudget", "PostgresBudget", "budgeted_http_client", "retry_after"]
+__all__ = ["Budget", "BudgetStats", "LocalBudget", "PostgresBudget", "retry_after"]
 
 
 _EPSILON = 1e-6  # seconds: float noise in `tat` arithmetic, not a wait
@@ -226,25 +225,3 @@ def retry_after(headers: httpx2.Headers) -> float:
             except ValueError:
                 continue  # an HTTP date: rare from this API; fall through to the default
     return 1.0
-
-
-def budgeted_http_client(budget: Budget, **options: Any) -> httpx2.AsyncClient:
-    """The SDK's default httpx2 client, with every request (retries included) taken from `budget`.
-
-    `AsyncAnthropic(http_client=budgeted_http_client(budget))`. A 429 that gets through is reported to the budget, so
-    everyone sharing it waits out its `retry-after`; the SDK's own retry still happens, after its token.
-    """
-    from anthropic import DefaultAsyncHttpxClient
-
-    async def before(request: httpx2.Request) -> None:
-        await budget.acquire()
-
-    async def after(response: httpx2.Response) -> None:
-        if response.status_code == 429:
-            await budget.penalize(retry_after(response.headers))
-
-    hooks = options.pop("event_hooks", {})
-    return DefaultAsyncHttpxClient(
-        event_hooks={"request": [before, *hooks.get("request", [])], "response": [after, *hooks.get("response", [])]},
-        **options,
-    )

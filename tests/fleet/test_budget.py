@@ -7,7 +7,7 @@ import anyio
 import pytest
 from pg import PgServer
 
-from bridge.fleet import LocalBudget, PostgresBudget, budgeted_http_client
+from bridge.fleet import LocalBudget, PostgresBudget, fleet_http_client
 from bridge.testing import Emulator
 
 pytestmark = pytest.mark.anyio
@@ -65,7 +65,7 @@ async def test_budgeted_client_stays_under_the_emulators_limit() -> None:
     """
     async with Emulator(rate_limit=20, rate_burst=10) as api:
         budget = LocalBudget(rate=16, burst=2)
-        client = api.client(http_client=budgeted_http_client(budget), max_retries=0)
+        client = api.client(http_client=fleet_http_client(budget=budget), max_retries=0)
 
         async def call() -> None:
             await client.beta.agents.list()
@@ -96,7 +96,7 @@ async def test_an_unbudgeted_burst_meets_429s_that_the_budget_then_absorbs() -> 
                 tg.start_soon(call)
         assert outcomes.count("RateLimitError") >= 3
         budget = LocalBudget(rate=1000)  # far above the API's: only the 429s can slow it
-        client = api.client(http_client=budgeted_http_client(budget), max_retries=5)
+        client = api.client(http_client=fleet_http_client(budget=budget), max_retries=5)
 
         async def budgeted() -> None:
             await client.beta.agents.list()
