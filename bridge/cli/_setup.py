@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError
 
@@ -87,8 +87,13 @@ def load_tools(args: argparse.Namespace, config: Config) -> Toolset:
     return toolsets[0] if len(toolsets) == 1 else Toolset.merge(*toolsets)
 
 
-def make_client(args: argparse.Namespace, config: Config, environ: Mapping[str, str]) -> AsyncAnthropic:
-    """The API client: `--emulator` > bridge.toml [api] > ANTHROPIC_BASE_URL / ANTHROPIC_API_KEY."""
+def make_client(
+    args: argparse.Namespace, config: Config, environ: Mapping[str, str], *, http_client: Any = None
+) -> AsyncAnthropic:
+    """The API client: `--emulator` > bridge.toml [api] > ANTHROPIC_BASE_URL / ANTHROPIC_API_KEY.
+
+    `http_client` replaces the SDK's default (the fleet's budgeted and fenced one).
+    """
     from anthropic import AsyncAnthropic
 
     from ._config import Secret
@@ -99,4 +104,6 @@ def make_client(args: argparse.Namespace, config: Config, environ: Mapping[str, 
     key = key or environ.get("ANTHROPIC_API_KEY") or (EMULATOR_KEY if emulator else None)
     if not key:
         raise ConfigError("ANTHROPIC_API_KEY is not set (or use --emulator to talk to a local emulator)")
+    if http_client is not None:
+        return AsyncAnthropic(api_key=key, base_url=base_url, http_client=http_client)
     return AsyncAnthropic(api_key=key, base_url=base_url)

@@ -6,7 +6,7 @@ and fencing of every write by the lease's token). psycopg is imported only when 
 
 from ._leases import Lease, LeaseStats, SessionLeases
 from ._memory import MemoryJournal
-from ._pg import Database
+from ._pg import Database, describe_dsn
 from ._postgres import PostgresJournal
 from ._protocol import CallRecord, CallState, Journal, JournalStats, StoredResult
 from ._sqlite import SqliteJournal
@@ -24,4 +24,5 @@ __all__ = [
     "SessionLeases",
     "SqliteJournal",
     "StoredResult",
+    "describe_dsn",
 ]
