@@ -100,7 +100,7 @@ async def run_daemon(args: argparse.Namespace, environ: Mapping[str, str]) -> in
         raise ConfigError("--webhook-port needs the signing key (whsec_...) in ANTHROPIC_WEBHOOK_SIGNING_KEY")
     leases: SessionLeases | None = None
     if fleet.dsn is not None:
-        leases = SessionLeases(fleet.dsn, ttl=fleet.lease_ttl)
+        leases = SessionLeases(fleet.dsn, ttl=fleet.lease_ttl, pool_size=16)
         journal: Journal = PostgresJournal(fleet.dsn, leases=leases)
         label = f"postgresql {describe_dsn(fleet.dsn)} (fleet member {leases.owner_id})"
     else:
@@ -122,7 +122,8 @@ async def run_daemon(args: argparse.Namespace, environ: Mapping[str, str]) -> in
     if budget is not None or leases is not None:
         may_post = None if leases is None else (lambda session_id: leases.token(session_id) is not None)
         http_client = fleet_http_client(budget=budget, may_post=may_post)
-    async with make_client(args, config, environ, http_client=http_client) as client:
+    instance = leases.owner_id if leases is not None else None
+    async with make_client(args, config, environ, http_client=http_client, instance=instance) as client:
         return await serve(client, toolset, journal, plan, console=live_console(), leases=leases, budget=budget)
 
 

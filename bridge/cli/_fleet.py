@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from .._errors import BridgeError, ConfigError
+from .._errors import ConfigError, SessionNotFoundError
 from ..fleet import Budget, LocalBudget, PostgresBudget, WebhookEvent, WebhookReceiver
 from ..journal import Database, Lease, SessionLeases
 
@@ -122,17 +122,26 @@ class FleetMember:
             self.bridge.detach(session_id)
 
     async def _serve(self, session_id: str) -> None:
+        """Serve a claimed session; when it ends, nobody need serve it again; when serving failed, let it go."""
         if self.stopping:
             return
         log.info("serving session %s (lease %s)", session_id, self.leases.held.get(session_id))
+        ended = True
         try:
             await self.bridge.serve(session_id)
-        except BridgeError as exc:
-            log.warning("session %s cannot be served: %s", session_id, exc, extra={"session": session_id})
-        if not self.stopping and session_id in self.leases.held:
-            self.finished += 1
-            with anyio.CancelScope(shield=True):
+        except SessionNotFoundError:
+            pass  # deleted: ended as far as the fleet is concerned
+        except Exception as exc:
+            ended = False
+            log.warning("serving session %s failed: %s; releasing it", session_id, exc, extra={"session": session_id})
+        if self.stopping or session_id not in self.leases.held:
+            return  # shutting down (the drain), or the lease was lost (detached)
+        with anyio.CancelScope(shield=True):
+            if ended:
+                self.finished += 1
                 await self.leases.finish([session_id])
+            else:
+                await self.leases.release([session_id])  # any member (this one included) claims it again
 
     async def offer(self, session_ids: list[str]) -> None:
         if await self.leases.offer(session_ids):

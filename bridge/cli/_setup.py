@@ -88,11 +88,17 @@ def load_tools(args: argparse.Namespace, config: Config) -> Toolset:
 
 
 def make_client(
-    args: argparse.Namespace, config: Config, environ: Mapping[str, str], *, http_client: Any = None
+    args: argparse.Namespace,
+    config: Config,
+    environ: Mapping[str, str],
+    *,
+    http_client: Any = None,
+    instance: str | None = None,
 ) -> AsyncAnthropic:
     """The API client: `--emulator` > bridge.toml [api] > ANTHROPIC_BASE_URL / ANTHROPIC_API_KEY.
 
-    `http_client` replaces the SDK's default (the fleet's budgeted and fenced one).
+    `http_client` replaces the SDK's default (the fleet's budgeted and fenced one); `instance` is sent as
+    `x-bridge-instance` on every request, so API-side logs can tell a fleet's members apart.
     """
     from anthropic import AsyncAnthropic
 
@@ -104,6 +110,9 @@ def make_client(
     key = key or environ.get("ANTHROPIC_API_KEY") or (EMULATOR_KEY if emulator else None)
     if not key:
         raise ConfigError("ANTHROPIC_API_KEY is not set (or use --emulator to talk to a local emulator)")
+    options: dict[str, Any] = {}
     if http_client is not None:
-        return AsyncAnthropic(api_key=key, base_url=base_url, http_client=http_client)
-    return AsyncAnthropic(api_key=key, base_url=base_url)
+        options["http_client"] = http_client
+    if instance is not None:
+        options["default_headers"] = {"x-bridge-instance": instance}
+    return AsyncAnthropic(api_key=key, base_url=base_url, **options)

@@ -60,8 +60,9 @@ SessionKind = Literal[
     "session.archived",
     "session.deleted",
 ]
-SESSION_WAKE: frozenset[str] = frozenset({"session.requires_action", "session.created", "session.thread_idled"})
-"""Kinds after which a session may have a tool call waiting for us: serve it."""
+SESSION_WAKE: frozenset[str] = frozenset({"session.requires_action"})
+"""Kinds after which a session has a tool call waiting for a client: serve it. (A new session has nothing to do
+until a message arrives, and an idle one nothing at all: waking on those would hold a stream per idle session.)"""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Session leases with fencing tokens: which bridge of a fleet serves which session, in PostgreSQL.
 
 A fleet is N bridge processes on one database. Each session that should be served has a row in `bridge_leases`; a
-process serves a session only while it holds that row's lease, which it renews (heartbeat) every `ttl / 3`. A lease
+process serves a session only while it holds that row's lease, which it renews (heartbeat) every `ttl / 4`. A lease
 that was not renewed for `ttl` seconds of database time may be taken over by any process, so a dead holder's sessions
 are served again within `ttl`. Every claim stamps the row with a new fencing token from one global sequence, so tokens
 only ever grow: whoever holds the highest token for a session is its owner, and any write made with a lower one is
@@ -123,8 +123,9 @@ class SessionLeases:
         dsn: A libpq connection string or `postgresql://` URL.
         owner_id: This process's identity (default: a new uuid per start, so a restart never inherits a lease).
         ttl: Seconds a lease lasts without renewal; a dead holder's sessions are taken over after this long.
-        margin: Seconds before the lease's end at which this process stops trusting it (default `ttl / 5`).
-        renew_every: Seconds between heartbeats in `run()` (default `ttl / 3`).
+        margin: Seconds before the lease's end at which this process stops trusting it (default `ttl / 3`): how late
+            a post checked against the lease may still reach the API, so keep it above the worst stall you expect.
+        renew_every: Seconds between heartbeats in `run()` (default `ttl / 4`).
         pool_size: Connections at most.
         database: Share a pool with a `PostgresJournal` (both reference-count it).
     """
@@ -146,8 +147,8 @@ class SessionLeases:
         self.dsn = dsn
         self.owner_id = owner_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self.ttl = ttl
-        self.margin = ttl / 5 if margin is None else margin
-        self.renew_every = ttl / 3 if renew_every is None else renew_every
+        self.margin = ttl / 3 if margin is None else margin
+        self.renew_every = ttl / 4 if renew_every is None else renew_every
         self.db = database or Database(dsn, max_size=pool_size)
         self._clock = clock
         self._held: dict[str, int] = {}  # session -> fence
@@ -326,13 +327,16 @@ class SessionLeases:
         if claimed:
             on_claimed(claimed)
         task_status.started()
+        due = self._clock() + self.renew_every
         while True:
-            with anyio.move_on_after(self.renew_every):
+            with anyio.move_on_after(max(0.0, due - self._clock())):
                 await self._wake.wait()
             self._wake = anyio.Event()
-            lost = await self.renew()
-            if lost:
-                on_lost(lost)
+            if self._clock() >= due:  # a wake-up only claims: renewing every lease on each offer would contend
+                due = self._clock() + self.renew_every  # with the journal's writes on the same rows for nothing
+                lost = await self.renew()
+                if lost:
+                    on_lost(lost)
             claimed = await self.claim()
             if claimed:
                 on_claimed(claimed)

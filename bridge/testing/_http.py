@@ -26,7 +26,8 @@ BETA = "managed-agents-2026-04-01"
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """One request as the emulator saw it (for tests: retries carry `x-stainless-retry-count`)."""
+    """One request as the emulator saw it (for tests: retries carry `x-stainless-retry-count`; a bridge in a fleet
+    names itself in `x-bridge-instance`, kept as `instance`, so a test can tell which process sent what)."""
 
     method: str
     path: str
@@ -36,6 +37,7 @@ class RequestRecord:
     request_id: str
     at: float
     dropped: bool
+    instance: str | None = None
 
 
 def error_response_parts(error: APIError, request_id: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
@@ -145,6 +147,7 @@ class EdgeMiddleware:
                 request_id,
                 time.monotonic(),
                 dropped,
+                headers.get("x-bridge-instance"),
             )
             self.log.append(record)
             if self.on_logged is not None:

@@ -50,6 +50,8 @@ class Emulator:
         webhook_url: Where to POST signed Standard Webhooks on session state changes (None: no webhooks).
         webhook_key: The `whsec_...` signing key (default: a random one, see `webhook_key`).
         webhook_retry_delays: Seconds before each retry of a webhook not answered 2xx (same `webhook-id`).
+        webhook_concurrency: Deliveries in flight at once: 1 (default) sends first attempts in order; more is faster
+            and delivers out of order, as real senders do.
         rate_limit: Requests per second the API accepts, all routes together, as an organisation's limit (None: no
             limit). Past it, requests get 429 `rate_limit_error` with `retry-after` (see `RateLimit`).
         rate_burst: Requests accepted at once before the rate applies (default: one second's worth).
@@ -71,6 +73,7 @@ class Emulator:
         webhook_url: str | None = None,
         webhook_key: str | None = None,
         webhook_retry_delays: tuple[float, ...] = RETRY_DELAYS,
+        webhook_concurrency: int = 1,
         rate_limit: float | None = None,
         rate_burst: float | None = None,
         raise_script_errors: bool = True,
@@ -84,6 +87,7 @@ class Emulator:
         self.webhook_key = webhook_key or "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
         self.raise_script_errors = raise_script_errors
         self.webhook_retry_delays = webhook_retry_delays
+        self.webhook_concurrency = webhook_concurrency
         self.webhook_deliveries: list[WebhookDelivery] = []
         self._webhooks: WebhookSender | None = None
         self.rate_limit = RateLimit(rate_limit, rate_burst) if rate_limit is not None else None
@@ -158,7 +162,11 @@ class Emulator:
         self._store.attach(tg)
         if self.webhook_url is not None:
             sender = WebhookSender(
-                self.webhook_url, self.webhook_key, self.webhook_deliveries, retry_delays=self.webhook_retry_delays
+                self.webhook_url,
+                self.webhook_key,
+                self.webhook_deliveries,
+                retry_delays=self.webhook_retry_delays,
+                concurrency=self.webhook_concurrency,
             )
             self._webhooks = sender
             self._store.webhook_hooks.append(sender.notify)

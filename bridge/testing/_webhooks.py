@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio
+import anyio.abc
 import httpx2
 
 from ._util import rfc3339
@@ -56,7 +57,8 @@ emulator keeps tests fast)."""
 
 
 class WebhookSender:
-    """Queues webhook payloads as state changes and POSTs them, first attempts in order, from one task.
+    """Queues webhook payloads as state changes and POSTs them, first attempts in order (`concurrency=1`) or up to
+    `concurrency` at once (faster, and out of order as real senders are).
 
     A message not answered 2xx (or unreachable) is retried after each of `retry_delays`, with the same
     `webhook-id` and a fresh timestamp and signature, as Standard Webhooks senders do; retries run concurrently
@@ -71,8 +73,10 @@ class WebhookSender:
         deliveries: list[WebhookDelivery],
         *,
         retry_delays: tuple[float, ...] = RETRY_DELAYS,
+        concurrency: int = 1,
     ) -> None:
         self.url = url
+        self.concurrency = concurrency
         self.key = key
         self.deliveries = deliveries
         self.retry_delays = retry_delays
@@ -113,10 +117,27 @@ class WebhookSender:
 
     async def run(self) -> None:
         """Deliver queued webhooks until cancelled."""
-        async with httpx2.AsyncClient(timeout=10) as client, self._send, self._receive, anyio.create_task_group() as tg:
+        limits = httpx2.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        async with (
+            httpx2.AsyncClient(timeout=10, limits=limits) as client,
+            self._send,
+            self._receive,
+            anyio.create_task_group() as tg,
+        ):
+            slots = anyio.Semaphore(self.concurrency)
             async for message in self._receive:
-                if not await self._attempt(client, message, 1):
-                    tg.start_soon(self._retry, client, message)
+                await slots.acquire()
+                tg.start_soon(self._first, client, message, slots, tg)
+
+    async def _first(
+        self, client: httpx2.AsyncClient, message: tuple[str, str], slots: anyio.Semaphore, tg: anyio.abc.TaskGroup
+    ) -> None:
+        try:
+            delivered = await self._attempt(client, message, 1)
+        finally:
+            slots.release()
+        if not delivered:
+            tg.start_soon(self._retry, client, message)
 
     async def _retry(self, client: httpx2.AsyncClient, message: tuple[str, str]) -> None:
         for attempt, delay in enumerate(self.retry_delays, start=2):

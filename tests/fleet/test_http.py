@@ -36,3 +36,22 @@ async def test_posts_for_sessions_not_held_are_never_sent() -> None:
         posts = api.control.requests(f"POST /v1/sessions/{theirs.id}/events")
     assert posts == [], "nothing reached the API, retries included"
     assert fenced == [theirs.id, theirs.id]
+
+
+async def test_a_post_is_checked_again_just_before_its_body_is_written() -> None:
+    """A lease lost between handing a post to the transport and writing its body cuts the request: nothing stored."""
+    answers = iter([True, False])
+    async with Emulator() as api:
+        setup = api.client()
+        agent = await setup.beta.agents.create(name="a", model="claude-opus-5")
+        env = await setup.beta.environments.create(name="e")
+        session = await setup.beta.sessions.create(agent=agent.id, environment_id=env.id)
+        client = api.client(http_client=fleet_http_client(may_post=lambda s: next(answers)), max_retries=0)
+        message: Any = [{"type": "user.message", "content": [{"type": "text", "text": "hi"}]}]
+        with pytest.raises(anthropic.APIConnectionError) as caught:
+            await client.beta.sessions.events.send(session.id, events=message)
+        assert isinstance(caught.value.__cause__, Fenced)
+        stored = api.control.events(session.id)
+        ok = [r for r in api.control.requests(f"POST /v1/sessions/{session.id}/events") if r.status == 200]
+    assert [e for e in stored if e["type"] == "user.message"] == []
+    assert ok == []

@@ -98,7 +98,7 @@ async def test_emulator_webhooks_reach_the_receiver_verified() -> None:
         await inbox.until(lambda events: sum(e.kind == "session.created" for e in events) == 3)
     created = [e for e in inbox.events if e.kind == "session.created"]
     assert [e.resource_id for e in created] == sessions
-    assert all(e.is_session and e.wakes for e in created)
+    assert all(e.is_session and not e.wakes for e in created)
     assert receiver.stats.rejected_signature_total == 0
     assert all(d.ok and d.attempt == 1 for d in api.webhook_deliveries)
 
