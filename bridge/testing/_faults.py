@@ -150,15 +150,24 @@ class Faults:
 class RateLimit:
     """An organisation's request rate limit, as the API enforces it: one token bucket over every request.
 
-    Each request takes a token; tokens come back at `rate` per second up to `burst`. A request that finds none is
+    Each request (on `routes`, when given: e.g. only result posts, to make a storm without slowing everything) takes
+    a token; tokens come back at `rate` per second up to `burst`. A request that finds none is
     answered 429 `rate_limit_error` with `retry-after-ms` (exact) and `retry-after` (whole seconds, rounded up), the
     headers the SDK obeys. Counted in `accepted` and `limited`.
     """
 
-    def __init__(self, rate: float, burst: float | None = None, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        rate: float,
+        burst: float | None = None,
+        *,
+        routes: Iterable[str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if rate <= 0:
             raise ValueError(f"rate must be positive, got {rate!r}")
         self.rate = rate
+        self.routes = None if routes is None else [RouteRule(r) for r in routes]
         self.burst = max(1.0, rate if burst is None else burst)
         self._clock = clock
         self._tokens = self.burst
@@ -168,6 +177,10 @@ class RateLimit:
 
     def __repr__(self) -> str:
         return f"RateLimit(rate={self.rate}, burst={self.burst}, accepted={self.accepted}, limited={self.limited})"
+
+    def applies(self, method: str, path: str) -> bool:
+        """Whether requests on this route count against the limit (every route unless `routes` were given)."""
+        return self.routes is None or any(rule.matches(method, path) for rule in self.routes)
 
     def take(self) -> float | None:
         """None when the request may proceed (a token was taken), else the seconds until one is free."""

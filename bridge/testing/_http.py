@@ -112,9 +112,10 @@ class EdgeMiddleware:
                 await anyio.sleep(delay)
             failure = self.faults.take_failure(method, path)
             error = self._auth_error(headers)
-            if failure is None and error is None and self.rate_limit is not None:
-                wait = self.rate_limit.take()
-                failure = None if wait is None else self.rate_limit.failure(wait)
+            limit = self.rate_limit
+            if failure is None and error is None and limit is not None and limit.applies(method, path):
+                wait = limit.take()
+                failure = None if wait is None else limit.failure(wait)
             if failure is not None:
                 status = failure.status
                 await _send_error(

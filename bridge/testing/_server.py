@@ -91,6 +91,7 @@ class Emulator:
         self.webhook_deliveries: list[WebhookDelivery] = []
         self._webhooks: WebhookSender | None = None
         self.rate_limit = RateLimit(rate_limit, rate_burst) if rate_limit is not None else None
+        self._edge: EdgeMiddleware | None = None
         self._port = port
         self._store = Store(self.behavior, script, scripts)
         self._faults = Faults()
@@ -146,7 +147,7 @@ class Emulator:
 
     def start(self) -> None:
         """Bind, start the loop thread and serve (blocking; prefer `async with` / `with`)."""
-        app = EdgeMiddleware(
+        app = self._edge = EdgeMiddleware(
             build_app(self._store, self._stream_rules),
             api_keys=frozenset({self.api_key, *self.extra_api_keys}),
             faults=self._faults,
@@ -171,6 +172,22 @@ class Emulator:
             self._webhooks = sender
             self._store.webhook_hooks.append(sender.notify)
             tg.start_soon(sender.run)
+
+    def set_rate_limit(
+        self, rate: float | None, burst: float | None = None, *, routes: tuple[str, ...] | None = None
+    ) -> RateLimit | None:
+        """Start (or change, or with None end) the rate limit while serving; `routes` limits it to those routes
+        (`"POST /v1/sessions/*/events"`). Returns the new limit, whose `accepted`/`limited` counts tests can read."""
+        limit = None if rate is None else RateLimit(rate, burst, routes=routes)
+        self.rate_limit = limit
+        edge = self._edge
+        if edge is not None:
+
+            def install() -> None:
+                edge.rate_limit = limit
+
+            self._get_portal().call(install)
+        return limit
 
     def redeliver_webhooks(self) -> int:
         """Send every webhook delivered so far once more, with its original `webhook-id` (duplicates); returns how

@@ -220,3 +220,34 @@ async def test_a_fleet_survives_a_killed_and_a_paused_member(
     assert set(in_doubt.values()) <= {owners[0], owners[1]}, "outcome unknown only where a fault hit a started call"
     answered = {r.tool_use_id for r in report.calls}
     assert answered == set(effects) | set(in_doubt), "every call either ran once or was answered outcome-unknown"
+
+
+async def test_a_429_storm_loses_and_duplicates_nothing(
+    daemons: Callable[..., Daemon], pg_cluster: PgServer, fleet_db: str
+) -> None:
+    """Two members answer 200 sessions at once through an API taking 10 result posts a second: a storm of 429s, and
+    still every call is answered exactly once and run once."""
+    count = 200
+    async with Emulator(script=pay_script(hold=0.0)) as api:
+        client, agent_id, env_id = await make_agent(api)
+        sessions = await start_sessions(client, agent_id, env_id, count)
+        await say_to_all(client, sessions)  # every agent now waits on its call; then the storm begins
+        limit = await anyio.to_thread.run_sync(
+            lambda: api.set_rate_limit(10, 10, routes=("POST /v1/sessions/*/events",))
+        )
+        env = {
+            "ANTHROPIC_BASE_URL": api.base_url,
+            "ANTHROPIC_API_KEY": api.api_key,
+            "FLEET_LEDGER_DSN": pg_cluster.dsn("bridge_admin", fleet_db),
+        }
+        members = [daemons(env, TOOLS, "--agent", agent_id, "--journal", pg_cluster.url(fleet_db)) for _ in range(2)]
+        await all_idle(api, sessions, timeout=180)
+        report = api.control.invariants()
+        for member in members:
+            assert member.stop(signal.SIGTERM, timeout=60) == 0
+    report.assert_ok()
+    assert len(report.calls) == count
+    assert limit is not None
+    assert limit.limited > count / 2, "a storm: many posts were refused with 429"
+    assert limit.accepted == count, "one accepted post per session, none twice"
+    assert sorted(effects_by_call(pg_cluster, fleet_db).values()) == [1] * count
