@@ -58,11 +58,9 @@ async def test_postgres_budget_is_shared_by_every_process(pg_cluster: PgServer) 
 
 
 async def test_budgeted_client_stays_under_the_emulators_limit() -> None:
-    """Concurrent SDK requests through a budget under the API's limit never meet a 429.
-
-    The emulator counts a request when its thread gets to it, which shares this process's GIL; its larger burst
-    absorbs a stall of up to half a second that would otherwise bunch the budget's spaced requests together.
-    """
+    """Concurrent SDK requests through a budget under the API's limit never meet a 429."""
+    # The emulator counts a request when its thread gets to it, sharing this process's GIL; its larger burst absorbs
+    # a stall of up to half a second that would otherwise bunch the budget's spaced requests together.
     async with Emulator(rate_limit=20, rate_burst=10) as api:
         budget = LocalBudget(rate=16, burst=2)
         client = api.client(http_client=fleet_http_client(budget=budget), max_retries=0)

@@ -167,9 +167,8 @@ def wait_for_effect(pg: PgServer, db: str, pid: int, timeout: float = 60) -> Non
 async def test_a_fleet_survives_a_killed_and_a_paused_member(
     daemons: Callable[..., Daemon], pg_cluster: PgServer, fleet_db: str, tmp_path: Path
 ) -> None:
-    """3 members, 300 sessions: one SIGKILLed mid-call, one SIGSTOPped past its lease; every call is answered once,
-    no payment runs twice, "outcome unknown" only for calls the faulted members had started, and the paused member,
-    resumed, posts nothing."""
+    """3 members, 300 sessions, one SIGKILLed mid-call, one SIGSTOPped past its lease: all answered once, none rerun."""
+    # Also: "outcome unknown" only for calls the faulted members had started; the paused member, resumed, posts nothing.
     count = 300
     config = tmp_path / "bridge.toml"
     config.write_text("[timeouts]\nagent_poll = 0.3\n")
@@ -225,8 +224,7 @@ async def test_a_fleet_survives_a_killed_and_a_paused_member(
 async def test_a_429_storm_loses_and_duplicates_nothing(
     daemons: Callable[..., Daemon], pg_cluster: PgServer, fleet_db: str
 ) -> None:
-    """Two members answer 200 sessions at once through an API taking 10 result posts a second: a storm of 429s, and
-    still every call is answered exactly once and run once."""
+    """200 sessions through an API taking 10 result posts a second: a 429 storm, and nothing lost or posted twice."""
     count = 200
     async with Emulator(script=pay_script(hold=0.0)) as api:
         client, agent_id, env_id = await make_agent(api)
