@@ -249,3 +249,36 @@ async def test_a_429_storm_loses_and_duplicates_nothing(
     assert limit.limited > count / 2, "a storm: many posts were refused with 429"
     assert limit.accepted == count, "one accepted post per session, none twice"
     assert sorted(effects_by_call(pg_cluster, fleet_db).values()) == [1] * count
+
+
+async def test_without_a_fleet_webhooks_attach_sessions_and_metrics_show_it(
+    daemons: Callable[..., Daemon], pg_cluster: PgServer, fleet_db: str
+) -> None:
+    """One process, memory journal: a webhook attaches its session; /metrics counts webhooks and the rate budget."""
+    import urllib.request
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/webhooks"
+    async with Emulator(script=pay_script(hold=0.0), webhook_url=url, webhook_key=KEY) as api:
+        client, agent_id, env_id = await make_agent(api)
+        env = {
+            "ANTHROPIC_BASE_URL": api.base_url,
+            "ANTHROPIC_API_KEY": api.api_key,
+            "ANTHROPIC_WEBHOOK_SIGNING_KEY": KEY,
+            "FLEET_LEDGER_DSN": pg_cluster.dsn("bridge_admin", fleet_db),
+        }
+        args = ["--webhook-port", str(port), "--journal", "memory", "--rate-limit", "100", "--health-port", "0"]
+        daemon = daemons(env, TOOLS, *args)
+        ready = await anyio.to_thread.run_sync(daemon.wait_for, "bridge ready")
+        sessions = await start_sessions(client, agent_id, env_id, 5)
+        await say_to_all(client, sessions)
+        await all_idle(api, sessions, timeout=30)
+        with urllib.request.urlopen(ready["health"] + "/metrics", timeout=10) as response:  # noqa: ASYNC210
+            metrics = response.read().decode()
+        report = api.control.invariants()
+        assert daemon.stop(signal.SIGTERM, timeout=30) == 0
+    report.assert_ok()
+    assert len(report.calls) == 5
+    assert "bridge_webhooks_accepted_total" in metrics
+    assert "bridge_budget_acquired_total" in metrics
+    assert "bridge_fleet_held" not in metrics, "no leases without a PostgreSQL journal"
