@@ -11,7 +11,7 @@ detached; a session that ends while held is marked finished, so nobody claims it
 claiming, drains (still heartbeating, so its posts stay allowed), then releases what it held for the others.
 
 `--webhook-port` starts a `WebhookReceiver` (key from `ANTHROPIC_WEBHOOK_SIGNING_KEY`, as the SDK reads it): a
-`session.requires_action` (or `session.created`) offers the session to the fleet, or, without a fleet, attaches it.
+`session.requires_action` offers the session to the fleet, or, without a fleet, attaches it.
 Sessions nobody wakes hold no stream. `--rate-limit` puts every API request through a budget: shared by the fleet
 in PostgreSQL, or this process's own.
 """

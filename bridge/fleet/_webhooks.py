@@ -30,7 +30,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 from anyio.abc import SocketAttribute, SocketStream, TaskStatus
@@ -44,22 +44,6 @@ _MAX_BODY = 256 * 1024
 _READ_DEADLINE = 5.0
 _TOLERANCE = 5 * 60.0  # standardwebhooks' fixed timestamp tolerance
 
-SessionKind = Literal[
-    "session.requires_action",
-    "session.status_idled",
-    "session.idled",
-    "session.status_run_started",
-    "session.running",
-    "session.status_rescheduled",
-    "session.created",
-    "session.pending",
-    "session.thread_created",
-    "session.thread_idled",
-    "session.thread_terminated",
-    "session.status_terminated",
-    "session.archived",
-    "session.deleted",
-]
 SESSION_WAKE: frozenset[str] = frozenset({"session.requires_action"})
 """Kinds after which a session has a tool call waiting for a client: serve it. (A new session has nothing to do
 until a message arrives, and an idle one nothing at all: waking on those would hold a stream per idle session.)"""
