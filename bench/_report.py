@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-NAMES = {"w1": "1", "w2": "2", "w2s": "2s", "w3": "3", "w4": "4", "w5": "5", "w6": "6"}
+NAMES = {"w1": "1", "w2": "2", "w2s": "2s", "w3": "3", "w4": "4", "w5": "5", "w6": "6", "w7": "7"}
 
 
 def _ok(value: float) -> bool:
@@ -103,6 +103,22 @@ def _cells(name: str, result: dict[str, Any]) -> list[str]:
         ratio = result.get("ratio", float("nan"))
         ratio_text = f"**{ratio:.1f}x** faster" if _ok(ratio) else "n/a"
         return [name, cell("sdk"), cell("bridge"), ratio_text, result["target"], _met(result.get("met"))]
+    if kind == "fleetpg":
+        results = result["results"]
+        largest = max(int(key.split()[0]) for key in results)
+
+        def fleet_cell(members: int) -> str:
+            r = results.get(f"{largest} x{members}")
+            if not r:
+                return "n/a"
+            return (f"{members} process(es): {r['answered']:.0f}/{r['sessions']:.0f} answered, "
+                    f"{r['sessions_per_s']:,.0f} sessions/s, p99 overhead {_ms(r['p99_overhead_s'])}")  # fmt: skip
+
+        one, three = results.get(f"{largest} x1"), results.get(f"{largest} x3")
+        ratio = three["sessions_per_s"] / one["sessions_per_s"] if one and three else float("nan")
+        ratio_text = f"**{ratio:.2f}x** sessions/s" if _ok(ratio) else "n/a"
+        met = None if not (one and three) else not (one["duplicates"] or three["duplicates"])
+        return [name, fleet_cell(1), fleet_cell(3), ratio_text, "all answered once", _met(met)]
     return [name, "?", "?", "?", "", "n/a"]
 
 

@@ -1,7 +1,7 @@
 """Run the benchmarks: tool-bridge against the SDK's session tool runner, same machine, same run.
 
     python bench/run.py --quick             # workloads 1, 2, 3 and 5, under 3 minutes on 2 cores
-    python bench/run.py                     # all six workloads
+    python bench/run.py                     # all seven workloads (7, the fleet, needs PostgreSQL's binaries)
     python bench/run.py --only w4 w6        # some of them
     python bench/run.py --readme README.md  # also rewrite the README's benchmark table
     python bench/run.py --quick --json      # the results as JSON (on stdout) instead of the tables
@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import fleet, journal, reconnect, turns  # noqa: E402
+from bench import fleet, fleet_pg, journal, reconnect, turns  # noqa: E402
 from bench._context import Context  # noqa: E402
 from bench._host import open_host  # noqa: E402
 from bench._machine import describe  # noqa: E402
@@ -62,9 +62,10 @@ WORKLOADS: dict[str, Workload] = {
     "w4": fleet.w4,
     "w5": journal.w5,
     "w6": reconnect.w6,
+    "w7": fleet_pg.w7,
 }
 QUICK = ["w1", "w2", "w3", "w5"]
-FULL = ["w1", "w2", "w2s", "w3", "w4", "w5", "w6"]
+FULL = ["w1", "w2", "w2s", "w3", "w4", "w5", "w6", "w7"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

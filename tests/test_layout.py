@@ -8,16 +8,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "bridge"
-LAYERS = ("tools", "runtime", "journal", "agents", "telemetry", "mcp", "cli", "testing")
+LAYERS = ("tools", "runtime", "journal", "fleet", "agents", "telemetry", "mcp", "cli", "testing")
 ALLOWED = {
     # who may import whom (besides the shared `bridge._errors`)
     "tools": set(),
     "journal": set(),
-    "runtime": {"tools", "journal"},
+    "fleet": {"journal"},
+    "runtime": {"tools", "journal", "fleet"},
     "agents": set(),
     "telemetry": {"runtime"},
     "mcp": {"tools", "runtime"},
-    "cli": {"tools", "runtime", "journal", "agents", "telemetry", "mcp", "testing"},
+    "cli": {"tools", "runtime", "journal", "fleet", "agents", "telemetry", "mcp", "testing"},
     "testing": set(),
 }
 

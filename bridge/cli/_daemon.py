@@ -23,7 +23,7 @@ import gc
 import logging
 import signal
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +34,12 @@ from anyio.abc import TaskStatus
 
 from .._errors import ConfigError
 from ..agents import diff_tools, fetch_agent_tools
-from ..journal import Journal, MemoryJournal
+from ..fleet import Budget, PostgresBudget, WebhookReceiver, fleet_http_client
+from ..journal import Journal, MemoryJournal, PostgresJournal, SessionLeases, describe_dsn
 from ..runtime import Limits, Timeouts
 from ._config import build_limits
 from ._console import Console, format_status, live_console
+from ._fleet import FleetMember, FleetPlan, is_postgres_url, make_budget, serve_webhooks
 from ._health import HealthServer
 
 if TYPE_CHECKING:
@@ -76,6 +78,7 @@ class ServePlan:
     journal: str = "memory"
     health_host: str = "127.0.0.1"
     health_port: int | None = None
+    fleet: FleetPlan = dataclasses.field(default_factory=FleetPlan)
 
 
 async def run_daemon(
@@ -89,11 +92,33 @@ async def run_daemon(
     config = load_config_for(args, environ)
     sessions = tuple(args.session) or config.sessions
     agent = args.agent or config.agent
-    if not sessions and not agent:
-        raise ConfigError("nothing to serve: give --session ID (repeatable) or --agent ID, or set them in bridge.toml")
+    webhook_port = getattr(args, "webhook_port", None)
+    if not sessions and not agent and webhook_port is None:
+        raise ConfigError(
+            "nothing to serve: give --session ID (repeatable), --agent ID or --webhook-port PORT, "
+            "or set them in bridge.toml"
+        )
     toolset = load_tools(args, config, environ)
     limits, timeouts = build_limits(config.limits, config.timeouts, max_concurrency=args.max_concurrency)
-    journal, label = open_journal(args.journal, args.state_dir, config)
+    fleet = FleetPlan(
+        dsn=args.journal if is_postgres_url(args.journal) else None,
+        lease_ttl=getattr(args, "lease_ttl", None) or 15.0,
+        webhook_port=webhook_port,
+        webhook_host=getattr(args, "webhook_host", None) or "127.0.0.1",
+        webhook_key=environ.get("ANTHROPIC_WEBHOOK_SIGNING_KEY") if webhook_port is not None else None,
+        rate_limit=getattr(args, "rate_limit", None),
+        rate_burst=getattr(args, "rate_burst", None),
+    )
+    if webhook_port is not None and not fleet.webhook_key:
+        raise ConfigError("--webhook-port needs the signing key (whsec_...) in ANTHROPIC_WEBHOOK_SIGNING_KEY")
+    leases: SessionLeases | None = None
+    if fleet.dsn is not None:
+        leases = SessionLeases(fleet.dsn, ttl=fleet.lease_ttl, pool_size=16)
+        journal: Journal = PostgresJournal(fleet.dsn, leases=leases)
+        label = f"postgresql {describe_dsn(fleet.dsn)} (fleet member {leases.owner_id})"
+    else:
+        journal, label = open_journal(args.journal, args.state_dir, config)
+    budget = make_budget(fleet, leases.db if leases is not None else None)
     health_port = args.health_port if args.health_port is not None else config.health_port
     plan = ServePlan(
         sessions=sessions,
@@ -104,9 +129,17 @@ async def run_daemon(
         journal=label,
         health_host=args.health_host or config.health_host or "127.0.0.1",
         health_port=health_port,
+        fleet=fleet,
     )
-    async with make_client(args, config, environ) as client:
-        return await serve(client, toolset, journal, plan, console=live_console(), threads=threads)
+    http_client = None
+    if budget is not None or leases is not None:
+        may_post = None if leases is None else (lambda session_id: leases.token(session_id) is not None)
+        http_client = fleet_http_client(budget=budget, may_post=may_post)
+    instance = leases.owner_id if leases is not None else None
+    async with make_client(args, config, environ, http_client=http_client, instance=instance) as client:
+        return await serve(
+            client, toolset, journal, plan, console=live_console(), leases=leases, budget=budget, threads=threads
+        )
 
 
 async def serve(
@@ -120,12 +153,16 @@ async def serve(
     handle_signals: bool = True,
     on_call: Callable[[Any], None] | None = None,
     threads: AbandonedThreads | None = None,
+    leases: SessionLeases | None = None,
+    budget: Budget | None = None,
 ) -> int:
     """Serve `plan`'s sessions (and its agent's, new ones included) until `stop` is set, a signal arrives, or every
     explicitly given session has ended; then drain. Returns the exit code (0, or 130 when a second signal aborted).
 
-    `on_call` receives the runtime's `CallEvent`s (the demo prints progress with it). When sync tools' threads
-    outlive their calls, `threads` names them in a warning at the end (the process cannot exit before they do).
+    With `leases` the sessions are offered to the fleet and only the claimed ones served (`_fleet.py`); `budget`
+    is opened and closed here when it needs it. `on_call` receives the runtime's `CallEvent`s (the demo prints
+    progress with it). When sync tools' threads outlive their calls, `threads` names them in a warning at the end
+    (the process cannot exit before they do).
     """
 
     stop = stop or anyio.Event()
@@ -133,7 +170,9 @@ async def serve(
     async with AsyncExitStack() as stack:
         if toolset.has_sources:  # MCP servers: their tools are known once connected (the Bridge keeps it open)
             await stack.enter_async_context(toolset)
-        return await _serve(client, toolset, journal, plan, shutdown, console, stop, handle_signals, on_call, threads)
+        return await _serve(
+            client, toolset, journal, plan, shutdown, console, stop, handle_signals, on_call, threads, leases, budget
+        )
 
 
 async def _serve(
@@ -147,12 +186,20 @@ async def _serve(
     handle_signals: bool,
     on_call: Callable[[Any], None] | None,
     threads: AbandonedThreads | None,
+    leases: SessionLeases | None,
+    budget: Budget | None,
 ) -> int:
     from ..runtime import Bridge
 
-    async with anyio.create_task_group() as outer:
+    async with AsyncExitStack() as resources, anyio.create_task_group() as outer:
         if handle_signals:
             await outer.start(shutdown.watch_signals)
+        if leases is not None:
+            await leases.open()
+            resources.push_async_callback(_shielded(leases.close))
+        if isinstance(budget, PostgresBudget):
+            await budget.open()
+            resources.push_async_callback(_shielded(budget.close))
         if plan.agent:
             await warn_drift(client, plan.agent, toolset.definitions())
         bridge_cm = Bridge(
@@ -169,8 +216,14 @@ async def _serve(
             threads = threads or AbandonedThreads()
             threads.sync_tools = {tool.name for tool in toolset if not tool.is_async}
             bridge.add_listener(threads.observe)
+            member = None
+            if leases is not None:
+                member = FleetMember(bridge, leases, client, agent=plan.agent, poll_interval=plan.timeouts.agent_poll)
+                await outer.start(member.heartbeat)  # outlives the drain: posts stay allowed until it ends
+            receiver: WebhookReceiver | None = None
             async with anyio.create_task_group() as tg:
                 health_url = None
+
                 if plan.health_port is not None:
                     from ..telemetry import PrometheusMetrics
 
@@ -179,6 +232,12 @@ async def _serve(
                     except ImportError as exc:
                         raise ConfigError(f"--health-port serves /metrics: {exc}") from None
                     bridge.add_listener(metrics.observe)
+                    if member is not None:
+                        metrics.add_section("fleet", member.stats)
+                    if plan.fleet.webhook_port is not None:
+                        metrics.add_section("webhooks", lambda: receiver.stats if receiver is not None else {})
+                    if budget is not None:
+                        metrics.add_section("budget", budget.stats)
                     server = HealthServer(
                         metrics.exposition,
                         status=lambda: "draining" if stop.is_set() else "ok",
@@ -191,10 +250,25 @@ async def _serve(
                     live = console
                     bridge.add_listener(lambda _: live.status(format_status(_stats_dict(bridge))))
                     tg.start_soon(_status_loop, bridge, console)
-                if plan.agent:
-                    tg.start_soon(bridge.serve_agent, plan.agent)
-                if plan.sessions:
-                    tg.start_soon(_serve_sessions, bridge, plan.sessions, None if plan.agent else stop)
+                if plan.fleet.webhook_port is not None:
+
+                    def wake(session_id: str) -> Awaitable[None] | None:
+                        if member is not None:
+                            return member.offer([session_id])
+                        if not stop.is_set() and session_id not in bridge.sessions:
+                            bridge.attach(session_id)
+                        return None
+
+                    receiver = await tg.start(serve_webhooks, plan.fleet, wake)
+                if member is not None:
+                    await member.offer(list(plan.sessions))
+                    await tg.start(member.serve)
+                else:
+                    if plan.agent:
+                        tg.start_soon(bridge.serve_agent, plan.agent)
+                    if plan.sessions:
+                        done = None if plan.agent or plan.fleet.webhook_port is not None else stop
+                        tg.start_soon(_serve_sessions, bridge, plan.sessions, done)
                 log.info(
                     "bridge ready: serving %d tool(s) for %s",
                     len(toolset),
@@ -206,10 +280,14 @@ async def _serve(
                         "journal": plan.journal,
                         "limits": repr(plan.limits),
                         "health": health_url,
+                        "webhooks": None if receiver is None else f"http://{receiver.host}:{receiver.port}",
+                        "fleet": None if leases is None else leases.owner_id,
                         "gc_threshold": list(gc.get_threshold()),
                     },
                 )
                 await stop.wait()
+                if member is not None:
+                    member.stopping = True
                 tg.cancel_scope.cancel()
             threads.closing = True
             if shutdown.aborted:
@@ -350,6 +428,14 @@ def open_journal(choice: str | None, state_dir: Path | None, config: Config) -> 
     from ..journal import SqliteJournal
 
     return SqliteJournal(path), f"sqlite {path}"
+
+
+def _shielded(close: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        with anyio.CancelScope(shield=True):
+            await close()
+
+    return run
 
 
 async def _status_loop(bridge: Any, console: Console) -> None:

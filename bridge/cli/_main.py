@@ -124,10 +124,34 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--state-dir", type=Path, metavar="DIR", help="where the journal lives (default: .bridge)")
     run.add_argument(
         "--journal",
-        metavar="sqlite|memory|PATH",
+        metavar="sqlite|memory|PATH|URL",
         help="journal backend: sqlite (default, <state-dir>/journal.db), memory (nothing survives a restart), "
-        "or the path of a SQLite file",
+        "the path of a SQLite file, or postgresql://... (a fleet: processes on one database share the sessions "
+        "under leases)",
     )
+    run.add_argument(
+        "--lease-ttl",
+        type=_positive_float,
+        default=15.0,
+        metavar="SECONDS",
+        help="with a PostgreSQL journal: how long a session's lease lasts unrenewed, so how soon another process "
+        "takes over the sessions of one that died (default 15)",
+    )
+    run.add_argument(
+        "--webhook-port",
+        type=_port,
+        metavar="PORT",
+        help="receive the platform's signed webhooks here and serve a session when it needs action (key from "
+        "ANTHROPIC_WEBHOOK_SIGNING_KEY; 0: any free port)",
+    )
+    run.add_argument("--webhook-host", metavar="HOST", help="interface for --webhook-port (default: 127.0.0.1)")
+    run.add_argument(
+        "--rate-limit",
+        type=_positive_float,
+        metavar="PER_SECOND",
+        help="API requests per second for this bridge (with a PostgreSQL journal: for the whole fleet, shared)",
+    )
+    run.add_argument("--rate-burst", type=_positive_float, metavar="N", help="requests at once (default: 1 s worth)")
     run.add_argument("--max-concurrency", type=_positive_int, metavar="N", help="calls running at once (all sessions)")
     run.add_argument("--timeout", type=_positive_float, metavar="SECONDS", help="default deadline of one tool call")
     run.add_argument("--health-port", type=_port, metavar="PORT", help="serve /healthz and /metrics (0: any free port)")

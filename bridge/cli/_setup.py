@@ -108,8 +108,19 @@ async def tool_definitions(toolset: Toolset) -> list[dict[str, Any]]:
         return toolset.definitions()
 
 
-def make_client(args: argparse.Namespace, config: Config, environ: Mapping[str, str]) -> AsyncAnthropic:
-    """The API client: `--emulator` > bridge.toml [api] > ANTHROPIC_BASE_URL / ANTHROPIC_API_KEY."""
+def make_client(
+    args: argparse.Namespace,
+    config: Config,
+    environ: Mapping[str, str],
+    *,
+    http_client: Any = None,
+    instance: str | None = None,
+) -> AsyncAnthropic:
+    """The API client: `--emulator` > bridge.toml [api] > ANTHROPIC_BASE_URL / ANTHROPIC_API_KEY.
+
+    `http_client` replaces the SDK's default (the fleet's budgeted and fenced one); `instance` is sent as
+    `x-bridge-instance` on every request, so API-side logs can tell a fleet's members apart.
+    """
     from anthropic import AsyncAnthropic
 
     emulator = getattr(args, "emulator", None)
@@ -118,4 +129,9 @@ def make_client(args: argparse.Namespace, config: Config, environ: Mapping[str, 
     key = key or environ.get("ANTHROPIC_API_KEY") or (EMULATOR_KEY if emulator else None)
     if not key:
         raise ConfigError("ANTHROPIC_API_KEY is not set (or use --emulator to talk to a local emulator)")
-    return AsyncAnthropic(api_key=key, base_url=base_url)
+    options: dict[str, Any] = {}
+    if http_client is not None:
+        options["http_client"] = http_client
+    if instance is not None:
+        options["default_headers"] = {"x-bridge-instance": instance}
+    return AsyncAnthropic(api_key=key, base_url=base_url, **options)

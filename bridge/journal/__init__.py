@@ -1,7 +1,28 @@
-"""Journals record each tool call's lifecycle so none is lost or run twice. See `_protocol.py` for the states."""
+"""Journals record each tool call's lifecycle so none is lost or run twice. See `_protocol.py` for the states.
 
+Backends: memory, SQLite (one process), PostgreSQL (a fleet: with `SessionLeases`, which process serves which session,
+and fencing of every write by the lease's token). psycopg is imported only when a PostgreSQL object is opened.
+"""
+
+from ._leases import Lease, LeaseStats, SessionLeases
 from ._memory import MemoryJournal
+from ._pg import Database, describe_dsn
+from ._postgres import PostgresJournal
 from ._protocol import CallRecord, CallState, Journal, JournalStats, StoredResult
 from ._sqlite import SqliteJournal
 
-__all__ = ["CallRecord", "CallState", "Journal", "JournalStats", "MemoryJournal", "SqliteJournal", "StoredResult"]
+__all__ = [
+    "CallRecord",
+    "CallState",
+    "Database",
+    "Journal",
+    "JournalStats",
+    "Lease",
+    "LeaseStats",
+    "MemoryJournal",
+    "PostgresJournal",
+    "SessionLeases",
+    "SqliteJournal",
+    "StoredResult",
+    "describe_dsn",
+]

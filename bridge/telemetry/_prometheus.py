@@ -15,6 +15,7 @@ Each instance has its own registry, so two bridges in one process (or one per te
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -129,6 +130,14 @@ class PrometheusMetrics:
             self._received.pop(key, None)
             self._answered.pop(key, None)
 
+    def add_section(self, name: str, read: Callable[[], Any]) -> None:
+        """Also expose, at each scrape, the numbers `read()` returns (a dataclass or a mapping).
+
+        Each becomes `bridge_<name>_<key>`: a counter where the key ends in `_total`, a gauge otherwise. The daemon
+        adds the fleet's leases, the webhook receiver and the rate budget this way, so this module knows none of them.
+        """
+        self.registry.register(_SectionCollector(name, read))
+
     def exposition(self) -> tuple[bytes, str]:
         """The registry in the Prometheus text format, and its content type (what `/metrics` serves)."""
         prometheus = _client()
@@ -161,3 +170,31 @@ class _StatsCollector:
             if stats is not None:
                 counter.add_metric([], float(getattr(stats, field)))
             yield counter
+
+
+class _SectionCollector:
+    """A named group of numbers read at scrape time (see `PrometheusMetrics.add_section`)."""
+
+    def __init__(self, name: str, read: Callable[[], Any]) -> None:
+        self.name = name
+        self.read = read
+
+    def describe(self) -> list[Any]:
+        return []  # the keys are known only once read; nothing to check against other collectors
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        values = self.read()
+        if dataclasses.is_dataclass(values) and not isinstance(values, type):
+            values = dataclasses.asdict(values)
+        for key, value in dict(values).items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            metric = f"bridge_{self.name}_{key}"
+            if key.endswith("_total"):
+                family: Any = CounterMetricFamily(metric.removesuffix("_total"), f"{self.name}: {key}")
+            else:
+                family = GaugeMetricFamily(metric, f"{self.name}: {key}")
+            family.add_metric([], float(value))
+            yield family

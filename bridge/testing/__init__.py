@@ -30,6 +30,8 @@ Public names:
     Behavior: the emulator's configurable answers to what the real API leaves unknown.
     InvariantReport / CallReport: what happened to every tool call.
     validate_event / validate_model: strict validation against the SDK's own models (no undeclared fields).
+    WebhookDelivery / sign_webhook: webhook attempts as sent (`api.webhook_deliveries`, retried until 2xx, replayed
+        by `api.redeliver_webhooks()`), and the Standard Webhooks signature, for testing a receiver.
     demo_script: the scripted agent `bridge demo` runs (tool names are parameters).
     serve_forever: run an emulator from the command line (`python -m bridge.testing`).
 """
@@ -48,6 +50,8 @@ from ._invariants import CallReport, InvariantReport
 from ._script import AgentTurn, Script, ScriptedAgent, ToolCallResult
 from ._server import Emulator, serve_forever
 from ._validate import validate_event, validate_model
+from ._webhooks import WebhookDelivery
+from ._webhooks import sign as sign_webhook
 
 __all__ = [
     "AgentTurn",
@@ -60,8 +64,10 @@ __all__ = [
     "Script",
     "ScriptedAgent",
     "ToolCallResult",
+    "WebhookDelivery",
     "demo_script",
     "serve_forever",
+    "sign_webhook",
     "validate_event",
     "validate_model",
 ]

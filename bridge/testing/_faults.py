@@ -1,4 +1,4 @@
-"""Fault rules for requests: fail the next N, drop a response after the work is done, add latency.
+"""Fault rules for requests: fail the next N, drop a response after the work is done, add latency; a rate limit.
 
 Routes are named `"METHOD /path"`, where path segments may be `{name}` or `*` (one segment) or `**` (any number), and
 the method may be `*` or left out: `"POST /v1/sessions/{session_id}/events"`, `"GET /v1/sessions/*/events/stream"`,
@@ -8,12 +8,14 @@ Stream faults (drop, stall, duplicate, skip, error frames) act on open streams a
 
 from __future__ import annotations
 
+import math
 import re
+import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["Failure", "Faults", "RouteRule"]
+__all__ = ["Failure", "Faults", "RateLimit", "RouteRule"]
 
 
 def _compile(route: str) -> tuple[str, re.Pattern[str]]:
@@ -143,3 +145,57 @@ class Faults:
         self._fail.clear()
         self._drop.clear()
         self._latency.clear()
+
+
+class RateLimit:
+    """An organisation's request rate limit, as the API enforces it: one token bucket over every request.
+
+    Each request (on `routes`, when given: e.g. only result posts, to make a storm without slowing everything) takes
+    a token; tokens come back at `rate` per second up to `burst`. A request that finds none is
+    answered 429 `rate_limit_error` with `retry-after-ms` (exact) and `retry-after` (whole seconds, rounded up), the
+    headers the SDK obeys. Counted in `accepted` and `limited`.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float | None = None,
+        *,
+        routes: Iterable[str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError(f"rate must be positive, got {rate!r}")
+        self.rate = rate
+        self.routes = None if routes is None else [RouteRule(r) for r in routes]
+        self.burst = max(1.0, rate if burst is None else burst)
+        self._clock = clock
+        self._tokens = self.burst
+        self._at = clock()
+        self.accepted = 0
+        self.limited = 0
+
+    def __repr__(self) -> str:
+        return f"RateLimit(rate={self.rate}, burst={self.burst}, accepted={self.accepted}, limited={self.limited})"
+
+    def applies(self, method: str, path: str) -> bool:
+        """Whether requests on this route count against the limit (every route unless `routes` were given)."""
+        return self.routes is None or any(rule.matches(method, path) for rule in self.routes)
+
+    def take(self) -> float | None:
+        """None when the request may proceed (a token was taken), else the seconds until one is free."""
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            self.accepted += 1
+            return None
+        self.limited += 1
+        return (1.0 - self._tokens) / self.rate
+
+    def failure(self, wait: float) -> Failure:
+        """The 429 answer for a request that must wait `wait` seconds."""
+        headers = {"retry-after-ms": f"{wait * 1000:.0f}", "retry-after": str(max(1, math.ceil(wait)))}
+        message = f"rate limit of {self.rate:g} requests per second exceeded; retry after {wait:.3f} s"
+        return Failure(429, headers, "rate_limit_error", message)

@@ -1,4 +1,4 @@
-"""The HTTP edge: request ids, auth, the beta header, injected faults and the request log.
+"""The HTTP edge: request ids, auth, the beta header, the rate limit, injected faults and the request log.
 
 A raw ASGI middleware, so that it can also do what a framework response cannot: cut a connection after the request
 was processed (the SDK sees a transport error and retries, which is how a stored-but-unacknowledged POST happens).
@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ._faults import Faults
+from ._faults import Faults, RateLimit
 from ._util import APIError
 
 __all__ = ["EdgeMiddleware", "RequestRecord", "error_response_parts"]
@@ -26,7 +26,8 @@ BETA = "managed-agents-2026-04-01"
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """One request as the emulator saw it (for tests: retries carry `x-stainless-retry-count`)."""
+    """One request as the emulator saw it (for tests: retries carry `x-stainless-retry-count`; a bridge in a fleet
+    names itself in `x-bridge-instance`, kept as `instance`, so a test can tell which process sent what)."""
 
     method: str
     path: str
@@ -36,6 +37,7 @@ class RequestRecord:
     request_id: str
     at: float
     dropped: bool
+    instance: str | None = None
 
 
 def error_response_parts(error: APIError, request_id: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
@@ -65,6 +67,7 @@ class EdgeMiddleware:
         require_beta: bool,
         log: list[RequestRecord],
         on_logged: Callable[[], None] | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         self.app = app
         self.api_keys = api_keys
@@ -72,6 +75,7 @@ class EdgeMiddleware:
         self.require_beta = require_beta
         self.log = log
         self.on_logged = on_logged  # wakes `Control.wait_requests`
+        self.rate_limit = rate_limit
 
     def _auth_error(self, headers: dict[str, str]) -> APIError | None:
         bearer = headers.get("authorization", "")
@@ -108,6 +112,10 @@ class EdgeMiddleware:
                 await anyio.sleep(delay)
             failure = self.faults.take_failure(method, path)
             error = self._auth_error(headers)
+            limit = self.rate_limit
+            if failure is None and error is None and limit is not None and limit.applies(method, path):
+                wait = limit.take()
+                failure = None if wait is None else limit.failure(wait)
             if failure is not None:
                 status = failure.status
                 await _send_error(
@@ -140,6 +148,7 @@ class EdgeMiddleware:
                 request_id,
                 time.monotonic(),
                 dropped,
+                headers.get("x-bridge-instance"),
             )
             self.log.append(record)
             if self.on_logged is not None:

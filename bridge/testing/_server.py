@@ -16,12 +16,12 @@ from anyio.from_thread import BlockingPortal
 from ._app import build_app
 from ._config import Behavior
 from ._control import Control
-from ._faults import Faults
+from ._faults import Faults, RateLimit
 from ._http import EdgeMiddleware, RequestRecord
 from ._runner import AppServer
 from ._script import Script
 from ._store import Store
-from ._webhooks import WebhookDelivery, WebhookSender
+from ._webhooks import RETRY_DELAYS, WebhookDelivery, WebhookSender
 
 __all__ = ["Emulator", "serve_forever"]
 
@@ -49,6 +49,12 @@ class Emulator:
         max_retries: `max_retries` of the clients `client()` makes (the SDK's default is 2).
         webhook_url: Where to POST signed Standard Webhooks on session state changes (None: no webhooks).
         webhook_key: The `whsec_...` signing key (default: a random one, see `webhook_key`).
+        webhook_retry_delays: Seconds before each retry of a webhook not answered 2xx (same `webhook-id`).
+        webhook_concurrency: Deliveries in flight at once: 1 (default) sends first attempts in order; more is faster
+            and delivers out of order, as real senders do.
+        rate_limit: Requests per second the API accepts, all routes together, as an organisation's limit (None: no
+            limit). Past it, requests get 429 `rate_limit_error` with `retry-after` (see `RateLimit`).
+        rate_burst: Requests accepted at once before the rate applies (default: one second's worth).
         raise_script_errors: Re-raise a script's exception when the emulator exits (default True), so a broken
             script fails the test instead of only ending its turn with `session.error`.
     """
@@ -66,6 +72,10 @@ class Emulator:
         max_retries: int = 2,
         webhook_url: str | None = None,
         webhook_key: str | None = None,
+        webhook_retry_delays: tuple[float, ...] = RETRY_DELAYS,
+        webhook_concurrency: int = 1,
+        rate_limit: float | None = None,
+        rate_burst: float | None = None,
         raise_script_errors: bool = True,
     ) -> None:
         self.behavior = behavior or Behavior()
@@ -76,7 +86,12 @@ class Emulator:
         self.webhook_url = webhook_url
         self.webhook_key = webhook_key or "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
         self.raise_script_errors = raise_script_errors
+        self.webhook_retry_delays = webhook_retry_delays
+        self.webhook_concurrency = webhook_concurrency
         self.webhook_deliveries: list[WebhookDelivery] = []
+        self._webhooks: WebhookSender | None = None
+        self.rate_limit = RateLimit(rate_limit, rate_burst) if rate_limit is not None else None
+        self._edge: EdgeMiddleware | None = None
         self._port = port
         self._store = Store(self.behavior, script, scripts)
         self._faults = Faults()
@@ -132,13 +147,14 @@ class Emulator:
 
     def start(self) -> None:
         """Bind, start the loop thread and serve (blocking; prefer `async with` / `with`)."""
-        app = EdgeMiddleware(
+        app = self._edge = EdgeMiddleware(
             build_app(self._store, self._stream_rules),
             api_keys=frozenset({self.api_key, *self.extra_api_keys}),
             faults=self._faults,
             require_beta=self.behavior.require_beta_header,
             log=self._requests,
             on_logged=self._store.poke,
+            rate_limit=self.rate_limit,
         )
         self._server = AppServer(app, self.host, self._port, on_start=self._on_start, on_stop=self._store.close)
         self._server.start()
@@ -146,9 +162,40 @@ class Emulator:
     def _on_start(self, tg: TaskGroup) -> None:
         self._store.attach(tg)
         if self.webhook_url is not None:
-            sender = WebhookSender(self.webhook_url, self.webhook_key, self.webhook_deliveries)
+            sender = WebhookSender(
+                self.webhook_url,
+                self.webhook_key,
+                self.webhook_deliveries,
+                retry_delays=self.webhook_retry_delays,
+                concurrency=self.webhook_concurrency,
+            )
+            self._webhooks = sender
             self._store.webhook_hooks.append(sender.notify)
             tg.start_soon(sender.run)
+
+    def set_rate_limit(
+        self, rate: float | None, burst: float | None = None, *, routes: tuple[str, ...] | None = None
+    ) -> RateLimit | None:
+        """Start (or change, or with None end) the rate limit while serving; `routes` limits it to those routes
+        (`"POST /v1/sessions/*/events"`). Returns the new limit, whose `accepted`/`limited` counts tests can read."""
+        limit = None if rate is None else RateLimit(rate, burst, routes=routes)
+        self.rate_limit = limit
+        edge = self._edge
+        if edge is not None:
+
+            def install() -> None:
+                edge.rate_limit = limit
+
+            self._get_portal().call(install)
+        return limit
+
+    def redeliver_webhooks(self) -> int:
+        """Send every webhook delivered so far once more, with its original `webhook-id` (duplicates); returns how
+        many were queued."""
+        sender = self._webhooks
+        if sender is None:
+            raise RuntimeError("the emulator sends no webhooks: give it `webhook_url=`")
+        return self._get_portal().call(sender.redeliver)
 
     def stop(self) -> None:
         """End every stream and turn, close every connection, stop the thread (blocking)."""

@@ -1,25 +1,15 @@
 """Fixtures for the database pack: a real PostgreSQL server started for the session, and real SQLite files.
 
-The server comes from `pg_config --bindir` (or /usr/lib/postgresql/*/bin): `initdb` into a temporary directory, then
-`pg_ctl start -w`, listening on 127.0.0.1 only, on a free port, with its socket in the same directory and fsync off.
-PostgreSQL refuses to run as root, so when the tests run as root the cluster is owned and run by the `postgres` user
-through `runuser`. Without the binaries the PostgreSQL tests skip with the reason; with BRIDGE_REQUIRE_POSTGRES=1
-(CI) they fail instead, so CI can never pass by skipping them.
+The server is the session-wide `pg_cluster` (tests/pg.py, shared with the journal and fleet tests); this directory adds
+its `shop` database and roles to it.
 """
 
 from __future__ import annotations
 
-import os
-import pwd
-import secrets
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pg_server import ROWS, PgServer, find_bindir, free_port, unavailable
+from pg import ADMIN, ROWS, PgServer
 
 from toolkits.database import make_sample_db
 
@@ -56,48 +46,15 @@ ALTER ROLE bridge_writer SET temp_file_limit = '16MB';
 
 
 @pytest.fixture(scope="session")
-def pg() -> Iterator[PgServer]:
-    """A PostgreSQL cluster for the whole session: superuser, a read-only role, a read-write role, a `shop` db."""
-    bindir = find_bindir()
-    if bindir is None:
-        unavailable("no initdb found (pg_config --bindir, /usr/lib/postgresql/*/bin)")
-    assert bindir is not None
-    try:
-        import psycopg
-    except ImportError:
-        unavailable("psycopg is not installed (pip install 'tool-bridge[postgres]')")
-    as_root = os.geteuid() == 0
-    if as_root:
-        try:
-            owner = pwd.getpwnam("postgres")
-        except KeyError:
-            unavailable("running as root and there is no 'postgres' user to run the server as")
-    base = Path(tempfile.mkdtemp(prefix="bridge-pg-"))
-    prefix: list[str] = []
-    if as_root:
-        os.chown(base, owner.pw_uid, owner.pw_gid)
-        prefix = ["runuser", "-u", "postgres", "--"]
-    datadir, port = base / "data", free_port()
-    subprocess.run(
-        [*prefix, str(bindir / "initdb"), "-D", str(datadir), "-U", "bridge_admin", "--auth=trust", "-E", "UTF8", "-N"],
-        check=True,
-        capture_output=True,
-    )
-    secret = f"TOP-SECRET-{secrets.token_hex(8)}"
-    subprocess.run([*prefix, "sh", "-c", f"echo {secret} > {datadir}/secret.txt"], check=True)
-    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
-    ctl = [*prefix, str(bindir / "pg_ctl"), "-D", str(datadir), "-l", str(base / "server.log")]
-    subprocess.run([*ctl, "-w", "-s", "-o", options, "start"], check=True, capture_output=True)
-    try:
-        server = PgServer("127.0.0.1", port, datadir, secret)
-        with psycopg.connect(server.dsn("bridge_admin", "postgres"), autocommit=True) as conn:
-            conn.execute("CREATE DATABASE shop")
-        with psycopg.connect(server.admin, autocommit=True) as conn:
-            conn.execute(_SETUP)
-        yield server
-    finally:
-        subprocess.run([*ctl, "-w", "-s", "-m", "immediate", "stop"], check=False, capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+def pg(pg_cluster: PgServer) -> PgServer:
+    """The shared cluster with a `shop` db, a read-only role and a read-write role (built once per session)."""
+    import psycopg
+
+    with psycopg.connect(pg_cluster.dsn(ADMIN, "postgres"), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE shop")
+    with psycopg.connect(pg_cluster.admin, autocommit=True) as conn:
+        conn.execute(_SETUP)
+    return pg_cluster
 
 
 @pytest.fixture(scope="session")

@@ -88,7 +88,7 @@ def test_preview_ids_are_single_use_bound_and_expiring() -> None:
 
 def test_missing_postgres_skips_locally_and_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without server binaries the PostgreSQL tests skip, unless BRIDGE_REQUIRE_POSTGRES=1 (CI) makes them fail."""
-    from pg_server import unavailable
+    from pg import unavailable
 
     monkeypatch.delenv("BRIDGE_REQUIRE_POSTGRES", raising=False)
     with pytest.raises(pytest.skip.Exception, match="need server binaries"):

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("psycopg")
 
-from pg_server import PgServer
+from pg import PgServer
 
 from bridge import CallResult, ToolContext, Toolset
 from toolkits.database import QueryLimits, postgres_toolset

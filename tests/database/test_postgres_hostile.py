@@ -19,7 +19,7 @@ pytest.importorskip("psycopg")
 
 import psycopg
 from db_answers import answer
-from pg_server import PgServer
+from pg import PgServer
 
 from bridge import Toolset
 from toolkits.database import QueryLimits, postgres_toolset

@@ -16,7 +16,7 @@ import pytest
 
 psycopg = pytest.importorskip("psycopg")
 
-from pg_server import PgServer  # noqa: E402
+from pg import PgServer  # noqa: E402
 
 from bridge import ConfigError  # noqa: E402
 from toolkits.database import QueryLimits  # noqa: E402

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("psycopg")
 
 from db_answers import answer
-from pg_server import PgServer
+from pg import PgServer
 
 from bridge import Toolset
 from toolkits.database import postgres_toolset

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 from journal_backends import Backend
+from pg import PgServer
 
-from bridge.journal import Journal, MemoryJournal, SqliteJournal
+from bridge.journal import Journal, MemoryJournal, PostgresJournal, SqliteJournal
 
-BACKENDS = ["memory_backend", "sqlite_backend"]
+BACKENDS = ["memory_backend", "sqlite_backend", pytest.param("postgres_backend", marks=pytest.mark.postgres)]
 
 
 @pytest.fixture
@@ -38,6 +39,25 @@ def sqlite_backend(tmp_path: Path) -> Backend:
         tmp_path,
         durable=True,
         bounded=lambda root, keep_finished, keep_results: SqliteJournal(root / "journal.db"),  # retention is an age
+        forgets_by_count=False,
+    )
+
+
+@pytest.fixture
+def postgres_backend(tmp_path: Path, pg_cluster: PgServer) -> Backend:
+    databases: dict[Path, str] = {}  # one database per storage directory
+
+    def make(root: Path) -> Journal:
+        if root not in databases:
+            databases[root] = pg_cluster.url(pg_cluster.create_database("journal"))
+        return PostgresJournal(databases[root])
+
+    return Backend(
+        "postgres",
+        make,
+        tmp_path,
+        durable=True,
+        bounded=lambda root, keep_finished, keep_results: make(root),  # like SQLite: keeps finished calls by age
         forgets_by_count=False,
     )
 

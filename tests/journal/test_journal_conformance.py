@@ -9,7 +9,7 @@ import anyio
 import pytest
 from journal_backends import Backend
 
-from bridge.journal import CallRecord, CallState, Journal, MemoryJournal, SqliteJournal, StoredResult
+from bridge.journal import CallRecord, CallState, Journal, MemoryJournal, PostgresJournal, SqliteJournal, StoredResult
 
 pytestmark = pytest.mark.anyio
 
@@ -271,7 +271,7 @@ async def test_results_and_inputs_round_trip_exactly(journal: Journal) -> None:
 async def test_close_is_idempotent_and_context_manager_works(backend: Backend) -> None:
     """A journal works as an async context manager and may be closed twice."""
     journal = backend.make()
-    assert isinstance(journal, MemoryJournal | SqliteJournal)
+    assert isinstance(journal, MemoryJournal | SqliteJournal | PostgresJournal)
     async with journal:
         assert await journal.receive("s", "t", "tool", {})
     await journal.close()

@@ -1,4 +1,4 @@
-"""Helpers for the CLI tests: run `bridge` as a subprocess the way users do, and watch a daemon's log lines."""
+"""Helpers for the CLI and fleet tests: run `bridge` as a subprocess as users do, and watch a daemon's log lines."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-HERE = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent / "cli"
 SAMPLE = f"{HERE / 'sample_tools.py'}:toolset"
 
 
