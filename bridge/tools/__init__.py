@@ -4,6 +4,7 @@ Knows nothing about sessions or HTTP. `bridge.runtime` and `bridge.cli` import t
 private modules.
 """
 
+from ._approval import Approval, ApprovalPolicy, ApprovalRequest, Verdict, evaluate_policy, is_allow
 from ._content import CallResult, ContentBlock, ToolResult, document, image
 from ._context import ToolContext
 from ._decorator import ToolOptions, tool
@@ -12,6 +13,9 @@ from ._tool import Tool
 from ._toolset import Toolset
 
 __all__ = [
+    "Approval",
+    "ApprovalPolicy",
+    "ApprovalRequest",
     "CallResult",
     "ContentBlock",
     "LintIssue",
@@ -21,7 +25,10 @@ __all__ = [
     "ToolOptions",
     "ToolResult",
     "Toolset",
+    "Verdict",
     "document",
+    "evaluate_policy",
     "image",
+    "is_allow",
     "tool",
 ]

@@ -4,8 +4,8 @@ A toolset is what a user hands to the bridge and what a toolkit pack returns. Co
 operation returns a new toolset sharing the same tools (and their open resources). Names are unique within a
 toolset; a duplicate is an error at construction, never a silent override.
 
-Timeouts resolve per tool: the tool's own `timeout` option, else the innermost toolset's `timeout` that contains it,
-else None (the bridge's default).
+Timeouts and approval policies resolve per tool the same way: the tool's own option, else the innermost toolset's
+that contains it and sets one, else None (the bridge's default).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 from .._errors import DefinitionError
 from ._adapters import adapt
+from ._approval import ApprovalPolicy, check_policy
 from ._content import CallResult
 from ._context import ToolContext
 from ._decorator import check_name
@@ -39,6 +40,7 @@ class Toolset:
         name: A label for logs and `bridge tools`.
         prefix: Prepended to every tool name (`prefix="db"` makes `query` into `db_query`).
         timeout: Seconds allowed per call for tools that set no `timeout` of their own.
+        approval: The approval policy of tools that set no `approval` of their own (see `bridge.Approval`).
         lifespan: A context-manager factory (sync or async) opened on `async with toolset` and closed on exit:
             connection pools and clients the tools share.
 
@@ -54,13 +56,16 @@ class Toolset:
         prefix: str | None = None,
         timeout: float | None = None,
         lifespan: Callable[[], Any] | None = None,
+        approval: ApprovalPolicy | None = None,
     ) -> None:
         if timeout is not None and not timeout > 0:
             raise DefinitionError(f"toolset timeout must be a positive number of seconds, got {timeout!r}")
         self.name = name
         self.timeout = timeout
+        self.approval = check_policy(approval)
         self._tools: dict[str, Tool] = {}
         self._inherited: dict[str, float] = {}
+        self._policies: dict[str, ApprovalPolicy] = {}  # approval policies inherited from inner toolsets
         self._resources: list[Resource] = []
         self._stack: AsyncExitStack | None = None
         self._depth = 0
@@ -70,6 +75,7 @@ class Toolset:
         if prefix:
             self._tools = {_prefixed(prefix, n): t.renamed(_prefixed(prefix, n)) for n, t in self._tools.items()}
             self._inherited = {_prefixed(prefix, n): v for n, v in self._inherited.items()}
+            self._policies = {_prefixed(prefix, n): v for n, v in self._policies.items()}
 
     def _include(self, items: Iterable[Any]) -> None:
         if isinstance(items, str | bytes | Mapping) or not isinstance(items, Iterable):
@@ -79,6 +85,9 @@ class Toolset:
                 self._add_resources(item._resources)  # its lifespans open before its tools' resources
                 for tool in item:
                     self._add(tool, item._inherited.get(tool.name, item.timeout))
+                    policy = item._policies.get(tool.name, item.approval)
+                    if policy is not None:
+                        self._policies[tool.name] = policy
             elif isinstance(item, list | tuple):
                 self._include(item)
             else:
@@ -116,10 +125,17 @@ class Toolset:
         """One toolset holding every tool of `toolsets`; duplicate names are an error."""
         return cls([ts if isinstance(ts, Toolset) else cls.coerce(ts) for ts in toolsets])
 
-    def _derive(self, tools: dict[str, Tool], inherited: dict[str, float]) -> Toolset:
-        derived = Toolset(name=self.name, timeout=self.timeout)
+    def _derive(
+        self, tools: dict[str, Tool], inherited: dict[str, float], renamed: Mapping[str, str] | None = None
+    ) -> Toolset:
+        """A toolset of `tools` with this one's settings; `renamed` maps each new name to its old one."""
+        derived = Toolset(name=self.name, timeout=self.timeout, approval=self.approval)
         derived._tools = tools
         derived._inherited = inherited
+        old = renamed or {}
+        derived._policies = {
+            n: self._policies[old.get(n, n)] for n in tools if old.get(n, n) in self._policies
+        }
         used = {id(tool.resource) for tool in tools.values() if tool.resource is not None}
         derived._resources = [r for r in self._resources if not isinstance(r, ToolResource) or id(r) in used]
         return derived
@@ -172,10 +188,22 @@ class Toolset:
             return tool.options.timeout
         return self._inherited.get(name, self.timeout)
 
+    def approval_for(self, name: str) -> ApprovalPolicy | None:
+        """The approval policy of tool `name`: its own option, else its toolset's, else None (the bridge's).
+
+        Raises:
+            KeyError: No such tool.
+        """
+        tool = self._tools[name]
+        if tool.options.approval is not None:
+            return tool.options.approval
+        return self._policies.get(name, self.approval)
+
     def with_prefix(self, prefix: str) -> Toolset:
         """A toolset whose tool names all start with `prefix` (an `_` is added unless it ends in `_` or `-`)."""
         tools = {_prefixed(prefix, n): t.renamed(_prefixed(prefix, n)) for n, t in self._tools.items()}
-        return self._derive(tools, {_prefixed(prefix, n): v for n, v in self._inherited.items()})
+        renamed = {_prefixed(prefix, n): n for n in self._tools}
+        return self._derive(tools, {_prefixed(prefix, n): v for n, v in self._inherited.items()}, renamed)
 
     def filter(self, predicate: Callable[[Tool], bool]) -> Toolset:
         """A toolset with only the tools for which `predicate(tool)` is true."""
@@ -200,7 +228,7 @@ class Toolset:
             tools[new] = tool.renamed(new) if new != old else tool
             if old in self._inherited:
                 inherited[new] = self._inherited[old]
-        return self._derive(tools, inherited)
+        return self._derive(tools, inherited, {mapping.get(old, old): old for old in self._tools})
 
     async def call(
         self,
