@@ -60,7 +60,8 @@ class ApprovalInbox:
             raise JournalError(f"{self.path} is not a tool-bridge journal")
         if not _APPROVALS_SINCE <= version <= SCHEMA_VERSION:
             conn.close()
-            hint = "start `bridge run` on it once to migrate it" if version < _APPROVALS_SINCE else "upgrade tool-bridge"
+            old = version < _APPROVALS_SINCE
+            hint = "start `bridge run` on it once to migrate it" if old else "upgrade tool-bridge"
             raise JournalError(f"journal {self.path} has schema version {version}: {hint}")
         return conn
 

@@ -294,7 +294,8 @@ class SqliteJournal:
         return True
 
     async def await_approval(self, session_id: str, tool_use_id: str, approval: ApprovalRecord) -> bool:
-        return await self._approval_move("await_approval", CallState.AWAITING_APPROVAL, session_id, tool_use_id, approval)
+        parked = CallState.AWAITING_APPROVAL
+        return await self._approval_move("await_approval", parked, session_id, tool_use_id, approval)
 
     async def decide(self, session_id: str, tool_use_id: str, approval: ApprovalRecord) -> bool:
         return await self._approval_move("decide", CallState.RECEIVED, session_id, tool_use_id, approval)

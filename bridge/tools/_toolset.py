@@ -133,9 +133,7 @@ class Toolset:
         derived._tools = tools
         derived._inherited = inherited
         old = renamed or {}
-        derived._policies = {
-            n: self._policies[old.get(n, n)] for n in tools if old.get(n, n) in self._policies
-        }
+        derived._policies = {n: self._policies[old.get(n, n)] for n in tools if old.get(n, n) in self._policies}
         used = {id(tool.resource) for tool in tools.values() if tool.resource is not None}
         derived._resources = [r for r in self._resources if not isinstance(r, ToolResource) or id(r) in used]
         return derived

@@ -147,7 +147,8 @@ async def test_approval_survives_reopening(backend: Backend) -> None:
     await again.open()
     try:
         parked, denied = await again.get("s", "parked"), await again.get("s", "denied")
-        assert parked is not None and denied is not None
+        assert parked is not None
+        assert denied is not None
         assert (parked.state, parked.approval) == (S.AWAITING_APPROVAL, ASKED)
         assert (denied.state, denied.approval) == (S.RECEIVED, DENIED)
         assert {r.tool_use_id for r in await again.unfinished()} == {"parked", "denied"}
