@@ -81,7 +81,7 @@ MAY_LEAVE: Mapping[str, frozenset[CallState]] = {
     "start": frozenset({CallState.RECEIVED}),
     "await_approval": frozenset({CallState.RECEIVED}),
     "decide": frozenset({CallState.RECEIVED, CallState.AWAITING_APPROVAL}),
-    "complete": frozenset({CallState.RECEIVED, CallState.STARTED}),
+    "complete": frozenset({CallState.RECEIVED, CallState.AWAITING_APPROVAL, CallState.STARTED}),
     "requeue": frozenset({CallState.STARTED}),
     "mark_posted": frozenset({CallState.COMPLETED, CallState.IN_DOUBT}),
     "mark_acked": frozenset({CallState.COMPLETED, CallState.IN_DOUBT, CallState.POSTED}),
@@ -200,8 +200,8 @@ class Journal(Protocol):
         """`received` -> `started`, durable before returning (the tool runs next); increments `attempt`."""
 
     async def complete(self, session_id: str, tool_use_id: str, result: StoredResult) -> bool:
-        """`started` (or `received`, for answers given without running) -> `completed`, or `in_doubt` when
-        `result.in_doubt` is set. Durable before returning: the result is posted next."""
+        """`started` (or `received` / `awaiting_approval`, for answers given without running) -> `completed`, or
+        `in_doubt` when `result.in_doubt` is set. Durable before returning: the result is posted next."""
 
     async def await_approval(self, session_id: str, tool_use_id: str, approval: ApprovalRecord) -> bool:
         """`received` -> `awaiting_approval` with `approval` (pending, its deadline), durable before returning."""

@@ -9,13 +9,25 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._approvals import Approvals, ApprovalSettings, PendingApproval
 from ._limits import Limits, Timeouts
 from ._observe import BridgeStats, CallEvent, CallEventKind, Latency
 
 if TYPE_CHECKING:
     from ._bridge import Bridge
 
-__all__ = ["Bridge", "BridgeStats", "CallEvent", "CallEventKind", "Latency", "Limits", "Timeouts"]
+__all__ = [
+    "ApprovalSettings",
+    "Approvals",
+    "Bridge",
+    "BridgeStats",
+    "CallEvent",
+    "CallEventKind",
+    "Latency",
+    "Limits",
+    "PendingApproval",
+    "Timeouts",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -4,7 +4,7 @@ Knows nothing about sessions or HTTP. `bridge.runtime` and `bridge.cli` import t
 private modules.
 """
 
-from ._approval import Approval, ApprovalPolicy, ApprovalRequest, Verdict, evaluate_policy, is_allow
+from ._approval import Approval, ApprovalPolicy, ApprovalRequest, Verdict, check_policy, evaluate_policy, is_allow
 from ._content import CallResult, ContentBlock, ToolResult, document, image
 from ._context import ToolContext
 from ._decorator import ToolOptions, tool
@@ -26,6 +26,7 @@ __all__ = [
     "ToolResult",
     "Toolset",
     "Verdict",
+    "check_policy",
     "document",
     "evaluate_policy",
     "image",

@@ -109,7 +109,7 @@ def check_policy(policy: object, where: str = "approval") -> ApprovalPolicy | No
         DefinitionError: With the forms a policy may take.
     """
     if policy is None or isinstance(policy, Approval) or callable(policy):
-        return policy  # type: ignore[return-value]
+        return policy
     if isinstance(policy, str) and policy in Verdict.__members__.values():
         return policy  # type: ignore[return-value]
     raise DefinitionError(
@@ -136,12 +136,14 @@ async def evaluate_policy(policy: ApprovalPolicy | None, request: ApprovalReques
 
     A sync policy function runs on the event loop: keep it quick, or make it async.
     """
-    fixed = _as_approval(policy) if policy is not None else Approval.allow()
-    if fixed is not None:
-        return fixed
+    if policy is None:
+        return Approval.allow()
+    fixed = _as_approval(policy)
+    if fixed is not None or not callable(policy):
+        return fixed or Approval.deny("the approval policy is not valid")
     ref = secrets.token_hex(4)
     try:
-        value: Any = policy(request)  # type: ignore[operator]
+        value: Any = policy(request)
         if inspect.isawaitable(value):
             value = await value
     except Exception as exc:

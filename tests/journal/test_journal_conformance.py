@@ -67,8 +67,16 @@ UNFINISHED = frozenset(s for s in S if not s.finished)
 # name: (apply, states it may leave, state it leads to)
 TRANSITIONS: dict[str, tuple[Transition, frozenset[CallState], CallState]] = {
     "start": (lambda j, s, t: j.start(s, t), frozenset({S.RECEIVED}), S.STARTED),
-    "complete": (lambda j, s, t: j.complete(s, t, RESULT), frozenset({S.RECEIVED, S.STARTED}), S.COMPLETED),
-    "complete_in_doubt": (lambda j, s, t: j.complete(s, t, IN_DOUBT), frozenset({S.RECEIVED, S.STARTED}), S.IN_DOUBT),
+    "complete": (
+        lambda j, s, t: j.complete(s, t, RESULT),
+        frozenset({S.RECEIVED, S.AWAITING_APPROVAL, S.STARTED}),
+        S.COMPLETED,
+    ),
+    "complete_in_doubt": (
+        lambda j, s, t: j.complete(s, t, IN_DOUBT),
+        frozenset({S.RECEIVED, S.AWAITING_APPROVAL, S.STARTED}),
+        S.IN_DOUBT,
+    ),
     "requeue": (lambda j, s, t: j.requeue(s, t), frozenset({S.STARTED}), S.RECEIVED),
     "await_approval": (lambda j, s, t: j.await_approval(s, t, ASKED), frozenset({S.RECEIVED}), S.AWAITING_APPROVAL),
     "decide": (lambda j, s, t: j.decide(s, t, DENIED), frozenset({S.RECEIVED, S.AWAITING_APPROVAL}), S.RECEIVED),
