@@ -383,8 +383,8 @@ class Executor:
                 self._idle = anyio.Event()
         use_id = start.tool_use_id
         withdrawn = task.dropped or ("answered by another client" if task.answered else None)
-        if withdrawn is None and task.stop is not None and not self._stopping:
-            withdrawn = task.stop  # an interrupt
+        if task.stop is not None and (withdrawn is not None or not self._stopping):
+            withdrawn = task.stop  # the first cause: an interrupt, the thread or session ending, an echo
         if withdrawn is not None:
             by = "interrupt" if withdrawn == "interrupted" else "session"
             record = replace(asked, outcome=ApprovalOutcome.WITHDRAWN, by=by, reason=withdrawn, decided_at=time.time())
