@@ -20,7 +20,17 @@ backend = "sqlite"                    # or "memory"
 path = ".bridge/journal.db"
 
 [health]
-port = 9464
+port = 9464                           # also serves /approvals when [approvals] http_token is set
+
+[approvals]                           # calls whose policy says "ask" wait for a decision (see README)
+timeout = 3600                        # seconds a parked call waits; then:
+on_timeout = "deny"                   # ... "deny" (default) or "allow"
+poll_interval = 1.0                   # how often decisions by `bridge approvals` (another process) are read
+http_token = { env = "BRIDGE_APPROVALS_TOKEN" }   # bearer token for /approvals on the health port
+
+[approvals.tools]                     # default policy by tool name pattern (fnmatch, first match wins);
+"refund*" = "ask"                     # a tool's or toolset's own approval= wins over these
+"drop_*" = "deny"
 
 [toolsets.shop]                       # one table per toolset (or an array: [[toolsets]])
 use = "toolkits.database:sqlite_toolset"
@@ -45,7 +55,7 @@ from typing import Any, Literal
 
 from .._errors import ConfigError
 
-__all__ = ["Config", "JournalSpec", "Secret", "ToolsetSpec", "load_config", "parse_config"]
+__all__ = ["ApprovalsSpec", "Config", "JournalSpec", "Secret", "ToolsetSpec", "load_config", "parse_config"]
 
 _TOP_KEYS = (
     "agent",
@@ -57,8 +67,11 @@ _TOP_KEYS = (
     "timeouts",
     "journal",
     "health",
+    "approvals",
     "toolsets",
 )
+_APPROVAL_KEYS = ("timeout", "on_timeout", "poll_interval", "http_token", "tools")
+_POLICIES = ("allow", "deny", "ask")
 _TOOLSET_KEYS = ("use", "prefix")
 _JOURNAL_BACKENDS = ("sqlite", "memory")
 
@@ -120,6 +133,15 @@ class JournalSpec:
 
 
 @dataclass(frozen=True)
+class ApprovalsSpec:
+    """The `[approvals]` table: `ApprovalSettings` values, the HTTP token, and per-pattern default policies."""
+
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    http_token: Secret | None = None
+    tools: tuple[tuple[str, Literal["allow", "deny", "ask"]], ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     """A validated `bridge.toml`. Every field has a default, so `Config()` is the empty file."""
 
@@ -133,6 +155,7 @@ class Config:
     journal: JournalSpec = field(default_factory=JournalSpec)
     health_port: int | None = None
     health_host: str | None = None
+    approvals: ApprovalsSpec = field(default_factory=ApprovalsSpec)
     api_key: Secret | str | None = None
     base_url: str | None = None
     source: Path | None = None
@@ -195,6 +218,8 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str], *, source:
     port = checker.port(health, "health.port")
     host = checker.string(health, "health.host")
 
+    approvals = checker.approvals(checker.table(data, "approvals"))
+
     toolsets = checker.toolsets(data.get("toolsets"))
     if checker.problems:
         where = f"{source}: " if source else ""
@@ -210,6 +235,7 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str], *, source:
         journal=JournalSpec(backend, Path(journal_path) if journal_path else None),  # type: ignore[arg-type]
         health_port=port,
         health_host=host,
+        approvals=approvals,
         api_key=api_key,
         base_url=base_url,
         source=source,
@@ -309,6 +335,39 @@ class _Checker:
         if isinstance(value, list):
             return [self.resolve(v, f"{key}[{i}]") for i, v in enumerate(value)]
         return value
+
+    def approvals(self, table: Mapping[str, Any]) -> ApprovalsSpec:
+        self.unknown(table, "approvals", _APPROVAL_KEYS)
+        settings: dict[str, Any] = {}
+        for key in ("timeout", "poll_interval"):
+            if (number := self.positive_number(table, f"approvals.{key}")) is not None:
+                settings[key] = number
+        on_timeout = self.string(table, "approvals.on_timeout")
+        if on_timeout is not None and on_timeout not in ("deny", "allow"):
+            self.problem("approvals.on_timeout", f"must be 'deny' or 'allow', got {on_timeout!r}")
+        elif on_timeout is not None:
+            settings["on_timeout"] = on_timeout
+        token = None
+        if "http_token" in table:
+            value = table["http_token"]
+            if not isinstance(value, Mapping):
+                self.problem(
+                    "approvals.http_token", 'must come from the environment: http_token = { env = "VARIABLE_NAME" }'
+                )
+            else:
+                resolved = self.resolve(value, "approvals.http_token")
+                token = resolved if isinstance(resolved, Secret) else None
+        tools_table = table.get("tools", {})
+        patterns: list[tuple[str, Any]] = []
+        if not isinstance(tools_table, Mapping):
+            self.problem("approvals.tools", f'must be a table of "pattern" = "policy", got {_kind(tools_table)}')
+        else:
+            for pattern, policy in tools_table.items():
+                if policy not in _POLICIES:
+                    self.problem(f"approvals.tools.{pattern}", f"must be one of {', '.join(_POLICIES)}, got {policy!r}")
+                else:
+                    patterns.append((pattern, policy))
+        return ApprovalsSpec(settings, token, tuple(patterns))
 
     def toolsets(self, value: Any) -> list[ToolsetSpec]:
         if value is None:

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fnmatch
 import gc
 import logging
 import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 from anyio.abc import TaskStatus
@@ -33,17 +34,27 @@ from anyio.abc import TaskStatus
 from .._errors import ConfigError
 from ..agents import diff_tools, fetch_agent_tools
 from ..journal import Journal, MemoryJournal
-from ..runtime import Limits, Timeouts
+from ..runtime import ApprovalSettings, Limits, Timeouts
 from ._console import Console, format_status, live_console
 from ._health import HealthServer
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
 
-    from ..tools import Toolset
-    from ._config import Config
+    from ..tools import ApprovalPolicy, ApprovalRequest, Toolset
+    from ._config import ApprovalsSpec, Config
 
-__all__ = ["ServePlan", "build_limits", "metrics_of", "open_journal", "run_daemon", "serve", "warn_drift"]
+__all__ = [
+    "ServePlan",
+    "approval_plan",
+    "build_limits",
+    "journal_path",
+    "metrics_of",
+    "open_journal",
+    "run_daemon",
+    "serve",
+    "warn_drift",
+]
 
 log = logging.getLogger("bridge.cli")
 
@@ -64,6 +75,9 @@ class ServePlan:
     journal: str = "memory"
     health_host: str = "127.0.0.1"
     health_port: int | None = None
+    approval: ApprovalPolicy | None = None  # bridge.toml's [approvals.tools] patterns, as one policy
+    approvals: ApprovalSettings = dataclasses.field(default_factory=ApprovalSettings)
+    approvals_token: str | None = dataclasses.field(default=None, repr=False)
 
 
 async def run_daemon(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -81,6 +95,7 @@ async def run_daemon(args: argparse.Namespace, environ: Mapping[str, str]) -> in
     limits, timeouts = build_limits(config.limits, config.timeouts, max_concurrency=args.max_concurrency)
     journal, label = open_journal(args.journal, args.state_dir, config)
     health_port = args.health_port if args.health_port is not None else config.health_port
+    approval, approval_settings = approval_plan(config.approvals)
     plan = ServePlan(
         sessions=sessions,
         agent=agent,
@@ -90,6 +105,9 @@ async def run_daemon(args: argparse.Namespace, environ: Mapping[str, str]) -> in
         journal=label,
         health_host=args.health_host or config.health_host or "127.0.0.1",
         health_port=health_port,
+        approval=approval,
+        approvals=approval_settings,
+        approvals_token=config.approvals.http_token.reveal() if config.approvals.http_token else None,
     )
     async with make_client(args, config, environ) as client:
         return await serve(client, toolset, journal, plan, console=live_console())
@@ -128,6 +146,8 @@ async def serve(
             journal=journal,
             timeout=plan.timeout,
             on_call=on_call,
+            approval=plan.approval,
+            approvals=plan.approvals,
         )
         async with bridge_cm as bridge:
             shutdown.bridge = bridge
@@ -139,6 +159,8 @@ async def serve(
                         status=lambda: "draining" if stop.is_set() else "ok",
                         host=plan.health_host,
                         port=plan.health_port,
+                        approvals=bridge.approvals,
+                        token=plan.approvals_token,
                     )
                     port = await tg.start(server.serve)
                     health_url = f"http://{plan.health_host}:{port}"
@@ -231,6 +253,30 @@ async def warn_drift(client: AsyncAnthropic, agent_id: str, definitions: Sequenc
         )
 
 
+def approval_plan(spec: ApprovalsSpec) -> tuple[ApprovalPolicy | None, ApprovalSettings]:
+    """The bridge-level policy of `[approvals.tools]` (first matching pattern wins; no match allows) and the
+    `ApprovalSettings` of `[approvals]`.
+
+    Raises:
+        ConfigError: A setting is invalid.
+    """
+    try:
+        settings = ApprovalSettings(**spec.settings)
+    except ConfigError as exc:
+        raise ConfigError([f"approvals: {p}" for p in exc.problems]) from None
+    patterns = spec.tools
+    if not patterns:
+        return None, settings
+
+    def by_pattern(request: ApprovalRequest) -> Literal["allow", "deny", "ask"]:
+        for pattern, policy in patterns:
+            if fnmatch.fnmatchcase(request.tool_name, pattern):
+                return policy
+        return "allow"
+
+    return by_pattern, settings
+
+
 def build_limits(
     limits: Mapping[str, Any], timeouts: Mapping[str, Any], *, max_concurrency: int | None = None
 ) -> tuple[Limits, Timeouts]:
@@ -259,19 +305,25 @@ def build_limits(
     return built[0], built[1]
 
 
+def journal_path(choice: str | None, state_dir: Path | None, config: Config) -> Path | None:
+    """The SQLite journal file `--journal` / `--state-dir` / bridge.toml name, or None for the memory journal."""
+    choice = choice or config.journal.backend
+    if choice == "memory":
+        return None
+    if choice == "sqlite":
+        return config.journal.path or (state_dir or config.state_dir or DEFAULT_STATE_DIR) / "journal.db"
+    return Path(choice)
+
+
 def open_journal(choice: str | None, state_dir: Path | None, config: Config) -> tuple[Journal, str]:
     """The journal to serve with, and a label for the logs.
 
     `choice` is `--journal`: `sqlite` (default; `<state-dir>/journal.db` unless bridge.toml names a path),
     `memory`, or the path of a SQLite file.
     """
-    choice = choice or config.journal.backend
-    if choice == "memory":
+    path = journal_path(choice, state_dir, config)
+    if path is None:
         return MemoryJournal(), "memory (nothing survives a restart)"
-    if choice == "sqlite":
-        path = config.journal.path or (state_dir or config.state_dir or DEFAULT_STATE_DIR) / "journal.db"
-    else:
-        path = Path(choice)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -288,7 +340,12 @@ async def _status_loop(bridge: Any, console: Console) -> None:
         await anyio.sleep(STATUS_REFRESH)
 
 
-_GAUGES = {"sessions": "sessions", "running": "calls_running", "queued": "calls_queued"}
+_GAUGES = {
+    "sessions": "sessions",
+    "running": "calls_running",
+    "queued": "calls_queued",
+    "awaiting_approval": "calls_awaiting_approval",
+}
 _COUNTERS = {
     "received": "calls_received_total",
     "finished": "calls_finished_total",
