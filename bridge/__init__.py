@@ -23,8 +23,21 @@ from ._errors import (
     ToolError,
     TransportError,
 )
-from .runtime import BridgeStats, CallEvent, CallEventKind, Latency, Limits, Timeouts
+from .runtime import (
+    Approvals,
+    ApprovalSettings,
+    BridgeStats,
+    CallEvent,
+    CallEventKind,
+    Latency,
+    Limits,
+    PendingApproval,
+    Timeouts,
+)
 from .tools import (
+    Approval,
+    ApprovalPolicy,
+    ApprovalRequest,
     CallResult,
     ContentBlock,
     LintIssue,
@@ -57,6 +70,11 @@ _LAZY = {
 __all__ = [
     "APIAccessError",
     "AgentConflictError",
+    "Approval",
+    "ApprovalPolicy",
+    "ApprovalRequest",
+    "ApprovalSettings",
+    "Approvals",
     "Bridge",
     "BridgeError",
     "BridgeStats",
@@ -74,6 +92,7 @@ __all__ = [
     "LintIssue",
     "LintReport",
     "OperatorError",
+    "PendingApproval",
     "SessionNotFoundError",
     "SyncResult",
     "Timeouts",

@@ -319,3 +319,14 @@ def test_resource_factories_take_no_parameters() -> None:
 
     with pytest.raises(DefinitionError, match="takes no parameters"):
         Toolset([factory])
+
+
+def test_an_invalid_approval_policy_fails_at_registration() -> None:
+    """`approval=` must be allow/deny/ask, an Approval or a function; anything else is a DefinitionError."""
+    from bridge import Approval, DefinitionError, tool
+
+    with pytest.raises(DefinitionError, match="not an approval policy"):
+        tool(approval="maybe")  # type: ignore[call-overload]
+    with pytest.raises(DefinitionError, match="not an approval policy"):
+        Toolset([], approval=42)  # type: ignore[arg-type]
+    assert Toolset([], approval=Approval.deny("no")).approval == Approval.deny("no")

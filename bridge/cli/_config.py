@@ -20,7 +20,17 @@ backend = "sqlite"                    # or "memory"
 path = ".bridge/journal.db"
 
 [health]
-port = 9464
+port = 9464                           # also serves /approvals when [approvals] http_token is set
+
+[approvals]                           # calls whose policy says "ask" wait for a decision (see README)
+timeout = 3600                        # seconds a parked call waits; then:
+on_timeout = "deny"                   # ... "deny" (default) or "allow"
+poll_interval = 1.0                   # how often decisions by `bridge approvals` (another process) are read
+http_token = { env = "BRIDGE_APPROVALS_TOKEN" }   # bearer token for /approvals on the health port
+
+[approvals.tools]                     # default policy by tool name pattern (fnmatch, first match wins);
+"refund*" = "ask"                     # a tool's or toolset's own approval= wins over these
+"drop_*" = "deny"
 
 [mcp.serve]                           # `bridge mcp serve`: stdio unless `http` is set
 http = "127.0.0.1:8765"
@@ -55,6 +65,7 @@ from .._errors import ConfigError
 from ..runtime import Limits, Timeouts
 
 __all__ = [
+    "ApprovalsSpec",
     "Config",
     "JournalSpec",
     "McpServeSpec",
@@ -77,8 +88,11 @@ _TOP_KEYS = (
     "journal",
     "health",
     "mcp",
+    "approvals",
     "toolsets",
 )
+_APPROVAL_KEYS = ("timeout", "on_timeout", "poll_interval", "http_token", "tools")
+_POLICIES = ("allow", "deny", "ask")
 _TOOLSET_KEYS = ("use", "prefix")
 _JOURNAL_BACKENDS = ("sqlite", "memory")
 # Option names that hold secrets, and URLs with a password (`postgresql://user:pw@host/db`): refused as plain values.
@@ -143,6 +157,15 @@ class JournalSpec:
 
 
 @dataclass(frozen=True)
+class ApprovalsSpec:
+    """The `[approvals]` table: `ApprovalSettings` values, the HTTP token, and per-pattern default policies."""
+
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    http_token: Secret | None = None
+    tools: tuple[tuple[str, Literal["allow", "deny", "ask"]], ...] = ()
+
+
+@dataclass(frozen=True)
 class McpServeSpec:
     """`[mcp.serve]`: how `bridge mcp serve` serves (command-line options win)."""
 
@@ -180,6 +203,7 @@ class Config:
     journal: JournalSpec = field(default_factory=JournalSpec)
     health_port: int | None = None
     health_host: str | None = None
+    approvals: ApprovalsSpec = field(default_factory=ApprovalsSpec)
     api_key: Secret | None = None
     base_url: str | None = None
     mcp_serve: McpServeSpec = field(default_factory=McpServeSpec)
@@ -249,6 +273,8 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str], *, source:
     host = checker.string(health, "health.host")
 
     mcp_serve = checker.mcp_serve(checker.table(data, "mcp"))
+    approvals = checker.approvals(checker.table(data, "approvals"))
+
     toolsets = checker.toolsets(data.get("toolsets"))
     mcp_servers = checker.mcp_servers(data)
     if checker.problems:
@@ -265,6 +291,7 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str], *, source:
         journal=JournalSpec(backend, Path(journal_path) if journal_path else None),  # type: ignore[arg-type]
         health_port=port,
         health_host=host,
+        approvals=approvals,
         api_key=api_key,
         base_url=base_url,
         mcp_serve=mcp_serve,
@@ -438,6 +465,39 @@ class _Checker:
                 token = None
         origins = self.string_list(table, "mcp.serve.allowed_origins")
         return McpServeSpec(http, token, tuple(origins), self.string(table, "mcp.serve.name"))
+
+    def approvals(self, table: Mapping[str, Any]) -> ApprovalsSpec:
+        self.unknown(table, "approvals", _APPROVAL_KEYS)
+        settings: dict[str, Any] = {}
+        for key in ("timeout", "poll_interval"):
+            if (number := self.positive_number(table, f"approvals.{key}")) is not None:
+                settings[key] = number
+        on_timeout = self.string(table, "approvals.on_timeout")
+        if on_timeout is not None and on_timeout not in ("deny", "allow"):
+            self.problem("approvals.on_timeout", f"must be 'deny' or 'allow', got {on_timeout!r}")
+        elif on_timeout is not None:
+            settings["on_timeout"] = on_timeout
+        token = None
+        if "http_token" in table:
+            value = table["http_token"]
+            if not isinstance(value, Mapping):
+                self.problem(
+                    "approvals.http_token", 'must come from the environment: http_token = { env = "VARIABLE_NAME" }'
+                )
+            else:
+                resolved = self.resolve(value, "approvals.http_token")
+                token = resolved if isinstance(resolved, Secret) else None
+        tools_table = table.get("tools", {})
+        patterns: list[tuple[str, Any]] = []
+        if not isinstance(tools_table, Mapping):
+            self.problem("approvals.tools", f'must be a table of "pattern" = "policy", got {_kind(tools_table)}')
+        else:
+            for pattern, policy in tools_table.items():
+                if policy not in _POLICIES:
+                    self.problem(f"approvals.tools.{pattern}", f"must be one of {', '.join(_POLICIES)}, got {policy!r}")
+                else:
+                    patterns.append((pattern, policy))
+        return ApprovalsSpec(settings, token, tuple(patterns))
 
     def toolsets(self, value: Any) -> list[ToolsetSpec]:
         if value is None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fnmatch
 import gc
 import logging
 import signal
@@ -27,7 +28,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 from anyio.abc import TaskStatus
@@ -36,7 +37,7 @@ from .._errors import ConfigError
 from ..agents import diff_tools, fetch_agent_tools
 from ..fleet import Budget, PostgresBudget, WebhookReceiver, fleet_http_client
 from ..journal import Journal, MemoryJournal, PostgresJournal, SessionLeases, describe_dsn
-from ..runtime import Limits, Timeouts
+from ..runtime import ApprovalSettings, Limits, Timeouts
 from ._config import build_limits
 from ._console import Console, format_status, live_console
 from ._fleet import FleetMember, FleetPlan, is_postgres_url, make_budget, serve_webhooks
@@ -45,13 +46,15 @@ from ._health import HealthServer
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
 
-    from ..tools import Toolset
-    from ._config import Config
+    from ..tools import ApprovalPolicy, ApprovalRequest, Toolset
+    from ._config import ApprovalsSpec, Config
 
 __all__ = [
     "AbandonedThreads",
     "ServePlan",
+    "approval_plan",
     "build_limits",
+    "journal_path",
     "open_journal",
     "run_daemon",
     "serve",
@@ -79,6 +82,9 @@ class ServePlan:
     health_host: str = "127.0.0.1"
     health_port: int | None = None
     fleet: FleetPlan = dataclasses.field(default_factory=FleetPlan)
+    approval: ApprovalPolicy | None = None  # bridge.toml's [approvals.tools] patterns, as one policy
+    approvals: ApprovalSettings = dataclasses.field(default_factory=ApprovalSettings)
+    approvals_token: str | None = dataclasses.field(default=None, repr=False)
 
 
 async def run_daemon(
@@ -120,6 +126,7 @@ async def run_daemon(
         journal, label = open_journal(args.journal, args.state_dir, config)
     budget = make_budget(fleet, leases.db if leases is not None else None)
     health_port = args.health_port if args.health_port is not None else config.health_port
+    approval, approval_settings = approval_plan(config.approvals)
     plan = ServePlan(
         sessions=sessions,
         agent=agent,
@@ -130,6 +137,9 @@ async def run_daemon(
         health_host=args.health_host or config.health_host or "127.0.0.1",
         health_port=health_port,
         fleet=fleet,
+        approval=approval,
+        approvals=approval_settings,
+        approvals_token=config.approvals.http_token.reveal() if config.approvals.http_token else None,
     )
     http_client = None
     if budget is not None or leases is not None:
@@ -210,6 +220,8 @@ async def _serve(
             journal=journal,
             timeout=plan.timeout,
             on_call=on_call,
+            approval=plan.approval,
+            approvals=plan.approvals,
         )
         async with bridge_cm as bridge:
             shutdown.bridge = bridge
@@ -243,6 +255,8 @@ async def _serve(
                         status=lambda: "draining" if stop.is_set() else "ok",
                         host=plan.health_host,
                         port=plan.health_port,
+                        approvals=bridge.approvals,
+                        token=plan.approvals_token,
                     )
                     port = await tg.start(server.serve)
                     health_url = f"http://{plan.health_host}:{port}"
@@ -408,19 +422,49 @@ async def warn_drift(client: AsyncAnthropic, agent_id: str, definitions: Sequenc
         )
 
 
+def approval_plan(spec: ApprovalsSpec) -> tuple[ApprovalPolicy | None, ApprovalSettings]:
+    """The bridge-level policy of `[approvals.tools]` (first matching pattern wins; no match allows) and the
+    `ApprovalSettings` of `[approvals]`.
+
+    Raises:
+        ConfigError: A setting is invalid.
+    """
+    try:
+        settings = ApprovalSettings(**spec.settings)
+    except ConfigError as exc:
+        raise ConfigError([f"approvals: {p}" for p in exc.problems]) from None
+    patterns = spec.tools
+    if not patterns:
+        return None, settings
+
+    def by_pattern(request: ApprovalRequest) -> Literal["allow", "deny", "ask"]:
+        for pattern, policy in patterns:
+            if fnmatch.fnmatchcase(request.tool_name, pattern):
+                return policy
+        return "allow"
+
+    return by_pattern, settings
+
+
+def journal_path(choice: str | None, state_dir: Path | None, config: Config) -> Path | None:
+    """The SQLite journal file `--journal` / `--state-dir` / bridge.toml name, or None for the memory journal."""
+    choice = choice or config.journal.backend
+    if choice == "memory":
+        return None
+    if choice == "sqlite":
+        return config.journal.path or (state_dir or config.state_dir or DEFAULT_STATE_DIR) / "journal.db"
+    return Path(choice)
+
+
 def open_journal(choice: str | None, state_dir: Path | None, config: Config) -> tuple[Journal, str]:
     """The journal to serve with, and a label for the logs.
 
     `choice` is `--journal`: `sqlite` (default; `<state-dir>/journal.db` unless bridge.toml names a path),
     `memory`, or the path of a SQLite file.
     """
-    choice = choice or config.journal.backend
-    if choice == "memory":
+    path = journal_path(choice, state_dir, config)
+    if path is None:
         return MemoryJournal(), "memory (nothing survives a restart)"
-    if choice == "sqlite":
-        path = config.journal.path or (state_dir or config.state_dir or DEFAULT_STATE_DIR) / "journal.db"
-    else:
-        path = Path(choice)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -8,6 +8,7 @@ bridge run   TARGET... --agent ID               serve every session of the agent
 bridge emulator [--call TOOL JSON]              a local Managed Agents API (optionally a scripted agent)
 bridge mcp serve TARGET... [--http HOST:PORT]   the same tools for MCP clients (Claude Code, Claude Desktop)
 bridge mcp pin TARGET... [--check]              review and accept changed MCP server tool definitions
+bridge approvals list|show|approve|deny         decide calls waiting for approval (works beside `bridge run`)
 ```
 
 This is the one place that reads the environment (`ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`): the library takes
@@ -195,6 +196,25 @@ def build_parser() -> argparse.ArgumentParser:
     api(sync)
     common(sync)
 
+    approvals = sub.add_parser(
+        "approvals",
+        help="list, show, approve or deny calls waiting for approval (beside a running `bridge run`)",
+        description="Read the calls waiting for approval from the journal `bridge run` uses, and leave decisions in "
+        "its inbox; the running bridge applies them within [approvals] poll_interval seconds (1 s by default).",
+        epilog=_exit_code_help(),
+        formatter_class=formatter,
+    )
+    approvals.add_argument("action", choices=("list", "show", "approve", "deny"))
+    approvals.add_argument("call_id", nargs="?", metavar="CALL_ID", help="the call (its agent.custom_tool_use id)")
+    approvals.add_argument("--reason", "-r", metavar="TEXT", help="why it is denied (the model reads it)")
+    approvals.add_argument("--by", metavar="NAME", help="who decides (default: your user name)")
+    approvals.add_argument("--session", "-s", metavar="ID", help="the call's session, if its id is ambiguous")
+    approvals.add_argument("--json", action="store_true", help="`list` as JSON")
+    approvals.add_argument("--config", "-c", type=Path, metavar="FILE", help="bridge.toml (its journal settings)")
+    approvals.add_argument("--state-dir", type=Path, metavar="DIR", help="where the journal lives (default: .bridge)")
+    approvals.add_argument("--journal", metavar="sqlite|PATH", help="the journal file `bridge run` uses")
+    common(approvals)
+
     emulator = sub.add_parser(
         "emulator",
         help="serve the Managed Agents emulator in the foreground",
@@ -247,6 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sync": _cmd_sync,
         "emulator": _cmd_emulator,
         "mcp": _cmd_mcp,
+        "approvals": _cmd_approvals,
     }
     try:
         return commands[args.command](args)
@@ -366,6 +387,12 @@ def _cmd_sync(args: argparse.Namespace) -> int:
 
     result: int = _run_async(args, run_sync, args, os.environ)
     return result
+
+
+def _cmd_approvals(args: argparse.Namespace) -> int:
+    from ._approvals import run_approvals
+
+    return run_approvals(args, os.environ)
 
 
 def _cmd_emulator(args: argparse.Namespace) -> int:

@@ -4,17 +4,31 @@ Backends: memory, SQLite (one process), PostgreSQL (a fleet: with `SessionLeases
 and fencing of every write by the lease's token). psycopg is imported only when a PostgreSQL object is opened.
 """
 
+from ._inbox import ApprovalInbox
 from ._leases import Lease, LeaseStats, SessionLeases
 from ._memory import MemoryJournal
 from ._pg import Database, describe_dsn
 from ._postgres import PostgresJournal
-from ._protocol import CallRecord, CallState, Journal, JournalStats, StoredResult
+from ._protocol import (
+    ApprovalOutcome,
+    ApprovalRecord,
+    CallRecord,
+    CallState,
+    InboxDecision,
+    Journal,
+    JournalStats,
+    StoredResult,
+)
 from ._sqlite import SqliteJournal
 
 __all__ = [
+    "ApprovalInbox",
+    "ApprovalOutcome",
+    "ApprovalRecord",
     "CallRecord",
     "CallState",
     "Database",
+    "InboxDecision",
     "Journal",
     "JournalStats",
     "Lease",

@@ -31,7 +31,7 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from ._protocol import MAY_LEAVE, CallRecord, CallState, JournalStats, StoredResult
+from ._protocol import MAY_LEAVE, ApprovalRecord, CallRecord, CallState, InboxDecision, JournalStats, StoredResult
 
 __all__ = ["MemoryJournal"]
 
@@ -74,6 +74,7 @@ class MemoryJournal:
         self._recent: OrderedDict[Key, CallRecord] = OrderedDict()  # finished, whole, oldest first
         self._older: OrderedDict[Key, _Done] = OrderedDict()  # finished, state only, oldest first
         self.forgotten = 0  # finished calls dropped by the bounds (not by `prune()`) so far
+        self._inbox: list[InboxDecision] = []  # decisions other parties submitted (`bridge approvals`)
 
     def __repr__(self) -> str:
         return (
@@ -153,6 +154,23 @@ class MemoryJournal:
     async def complete(self, session_id: str, tool_use_id: str, result: StoredResult) -> bool:
         state = CallState.IN_DOUBT if result.in_doubt else CallState.COMPLETED
         return self._move("complete", (session_id, tool_use_id), state=state, result=result)
+
+    async def await_approval(self, session_id: str, tool_use_id: str, approval: ApprovalRecord) -> bool:
+        state = CallState.AWAITING_APPROVAL
+        return self._move("await_approval", (session_id, tool_use_id), state=state, approval=approval)
+
+    async def decide(self, session_id: str, tool_use_id: str, approval: ApprovalRecord) -> bool:
+        return self._move("decide", (session_id, tool_use_id), state=CallState.RECEIVED, approval=approval)
+
+    async def submit_decision(
+        self, tool_use_id: str, *, approve: bool, by: str, reason: str | None = None, session_id: str | None = None
+    ) -> int:
+        seq = len(self._inbox) + 1
+        self._inbox.append(InboxDecision(seq, tool_use_id, approve, by, reason, session_id, time.time()))
+        return seq
+
+    async def decisions(self, after: int = 0) -> list[InboxDecision]:
+        return [d for d in self._inbox if d.seq > after]
 
     async def requeue(self, session_id: str, tool_use_id: str) -> bool:
         return self._move("requeue", (session_id, tool_use_id), state=CallState.RECEIVED)

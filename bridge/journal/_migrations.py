@@ -50,6 +50,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "DROP INDEX tool_calls_state",
         "CREATE INDEX tool_calls_state_age ON tool_calls (state, updated_at)",
     ),
+    # 3: approvals. A call's approval (asked when, deadline, decision, by whom, when, why) as JSON on its row, and the
+    #    inbox where another process (`bridge approvals approve`) leaves decisions for the bridge holding the journal:
+    #    only the holder writes `tool_calls`, anyone may append to the inbox.
+    (
+        "ALTER TABLE tool_calls ADD COLUMN approval_json TEXT",
+        """
+        CREATE TABLE approval_inbox (
+            seq         INTEGER PRIMARY KEY,
+            session_id  TEXT,
+            tool_use_id TEXT    NOT NULL,
+            approve     INTEGER NOT NULL,
+            decided_by  TEXT    NOT NULL,
+            reason      TEXT,
+            made_at     REAL    NOT NULL
+        )
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -90,6 +90,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    (  # 2: approvals (the decision kept with its call) and the inbox of decisions made by other processes
+        "ALTER TABLE bridge_tool_calls ADD COLUMN approval_json text",
+        """
+        CREATE TABLE bridge_approval_inbox (
+            seq          bigint  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            session_id   text,
+            tool_use_id  text    NOT NULL,
+            approve      boolean NOT NULL,
+            decided_by   text    NOT NULL,
+            reason       text,
+            made_at      float8  NOT NULL
+        )
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

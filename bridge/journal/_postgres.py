@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._pg import NOW, Database, describe_dsn
-from ._protocol import MAY_LEAVE, CallRecord, CallState, JournalStats, StoredResult
+from ._protocol import MAY_LEAVE, ApprovalRecord, CallRecord, CallState, InboxDecision, JournalStats, StoredResult
 
 if TYPE_CHECKING:
     import psycopg
@@ -36,8 +36,9 @@ _WEEK = 7 * 24 * 3600.0
 _T = "bridge_tool_calls"
 _COLUMNS = (
     "session_id, tool_use_id, thread_id, tool_name, input_json, state, attempt, result_json, is_error, in_doubt, "
-    "acked_event_id, posted_at, created_at, updated_at"
+    "acked_event_id, posted_at, created_at, updated_at, approval_json"
 )
+_INBOX = "bridge_approval_inbox"
 _FINISHED = ", ".join(f"'{s.value}'" for s in CallState if s.finished)
 
 
@@ -51,7 +52,7 @@ def _dumps(value: Any) -> str:
 
 def _record(row: Sequence[Any]) -> CallRecord:
     (session_id, tool_use_id, thread_id, tool_name, input_json, state, attempt, result_json, is_error, in_doubt,
-     acked_event_id, posted_at, created_at, updated_at) = row  # fmt: skip
+     acked_event_id, posted_at, created_at, updated_at, approval_json) = row  # fmt: skip
     result = None
     if result_json is not None:
         result = StoredResult(content=tuple(json.loads(result_json)), is_error=bool(is_error), in_doubt=bool(in_doubt))
@@ -68,6 +69,7 @@ def _record(row: Sequence[Any]) -> CallRecord:
         posted_at=posted_at,
         created_at=created_at,
         updated_at=updated_at,
+        approval=None if approval_json is None else ApprovalRecord.from_json(json.loads(approval_json)),
     )
 
 
@@ -85,6 +87,8 @@ _SET = {
         f"updated_at = {NOW}"
     ),
     "requeue": f"state = 'received', updated_at = {NOW}",
+    "await_approval": f"state = 'awaiting_approval', approval_json = %(approval)s, updated_at = {NOW}",
+    "decide": f"state = 'received', approval_json = %(approval)s, updated_at = {NOW}",
     "mark_posted": f"state = 'posted', posted_at = {NOW}, updated_at = {NOW}",
     "mark_acked": f"state = 'acked', acked_event_id = %(event)s, updated_at = {NOW}",
     "abandon": f"state = 'abandoned', updated_at = {NOW}",
@@ -232,6 +236,40 @@ class PostgresJournal:
         }
         return await self._move("complete", session_id, tool_use_id, **values)
 
+    async def await_approval(self, session_id: str, tool_use_id: str, approval: ApprovalRecord) -> bool:
+        return await self._move("await_approval", session_id, tool_use_id, approval=_dumps(approval.to_json()))
+
+    async def decide(self, session_id: str, tool_use_id: str, approval: ApprovalRecord) -> bool:
+        return await self._move("decide", session_id, tool_use_id, approval=_dumps(approval.to_json()))
+
+    async def submit_decision(
+        self, tool_use_id: str, *, approve: bool, by: str, reason: str | None = None, session_id: str | None = None
+    ) -> int:
+        """Not fenced: any process (or person) may decide; the bridge holding the call applies it."""
+        query = (
+            f"INSERT INTO {_INBOX} (session_id, tool_use_id, approve, decided_by, reason, made_at) "
+            f"VALUES (%s, %s, %s, %s, %s, {NOW}) RETURNING seq"
+        )
+
+        def work(conn: psycopg.Connection[Any]) -> int:
+            row = conn.execute(query, (session_id, tool_use_id, approve, by, reason)).fetchone()
+            assert row is not None
+            return int(row[0])
+
+        return await self._db.run(work)
+
+    async def decisions(self, after: int = 0) -> list[InboxDecision]:
+        query = (
+            f"SELECT seq, tool_use_id, approve, decided_by, reason, session_id, made_at FROM {_INBOX} "
+            "WHERE seq > %s ORDER BY seq"
+        )
+
+        def work(conn: psycopg.Connection[Any]) -> list[InboxDecision]:
+            rows = conn.execute(query, (after,)).fetchall()
+            return [InboxDecision(int(q), t, bool(ok), by, why, s, float(at)) for q, t, ok, by, why, s, at in rows]
+
+        return await self._db.run(work)
+
     async def requeue(self, session_id: str, tool_use_id: str) -> bool:
         return await self._move("requeue", session_id, tool_use_id)
 
@@ -278,6 +316,7 @@ class PostgresJournal:
         query = f"DELETE FROM {_T} WHERE state IN ({_FINISHED}) AND updated_at <= {NOW} - %s"
 
         def work(conn: psycopg.Connection[Any]) -> int:
+            conn.execute(f"DELETE FROM {_INBOX} WHERE made_at <= {NOW} - %s", (older_than,))
             return conn.execute(query, (older_than,)).rowcount
 
         return await self._db.run(work)

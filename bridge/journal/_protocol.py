@@ -4,11 +4,19 @@ A call moves through these states, each transition a compare-and-set on the curr
 
 ```
 received ──start()──> started ──complete()──> completed ──mark_posted()──> posted ──mark_acked()──> acked
-    │                    │                        ▲
-    │                    └──(recovery: crashed, not idempotent)──> in_doubt (a completed call whose result
-    │                                                               says "outcome unknown")
-    └──────────────── abandon() from any state before acked ──> abandoned (session or thread gone)
+ │   ▲                   │                        ▲
+ │   │                   └──(recovery: crashed, not idempotent)──> in_doubt (a completed call whose result
+ │   └─decide()─┐                                                    says "outcome unknown")
+ │              │
+ └─await_approval()──> awaiting_approval      (a call parked until someone approves or denies it)
+ └──────────────── abandon() from any state before acked ──> abandoned (session or thread gone)
 ```
+
+Approvals: `await_approval()` parks a received call (it cannot `start()` from there); `decide()` records the
+decision (approved, denied, timed out, withdrawn; by whom, when, why) on the call and moves it back to `received`,
+from where an approved call starts and any other is completed with its error result. A decision about a call that
+another process holds is not written to the call: it goes to an inbox (`submit_decision()`), which the owning bridge
+reads (`decisions()`) and applies itself.
 
 The at-most-once line is `start()`: a backend must make the `started` state durable before it returns, because the
 tool runs right after. `complete()` is durable before it returns too: the journal is the outbox, and a result is
@@ -50,13 +58,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["MAY_LEAVE", "CallRecord", "CallState", "Journal", "JournalStats", "StoredResult"]
+__all__ = [
+    "MAY_LEAVE",
+    "ApprovalOutcome",
+    "ApprovalRecord",
+    "CallRecord",
+    "CallState",
+    "InboxDecision",
+    "Journal",
+    "JournalStats",
+    "StoredResult",
+]
 
 
 class CallState(enum.StrEnum):
     """Where a call is in its lifecycle."""
 
     RECEIVED = "received"
+    AWAITING_APPROVAL = "awaiting_approval"
     STARTED = "started"
     COMPLETED = "completed"
     IN_DOUBT = "in_doubt"
@@ -77,7 +96,9 @@ class CallState(enum.StrEnum):
 
 MAY_LEAVE: Mapping[str, frozenset[CallState]] = {
     "start": frozenset({CallState.RECEIVED}),
-    "complete": frozenset({CallState.RECEIVED, CallState.STARTED}),
+    "await_approval": frozenset({CallState.RECEIVED}),
+    "decide": frozenset({CallState.RECEIVED, CallState.AWAITING_APPROVAL}),
+    "complete": frozenset({CallState.RECEIVED, CallState.AWAITING_APPROVAL, CallState.STARTED}),
     "requeue": frozenset({CallState.STARTED}),
     "mark_posted": frozenset({CallState.COMPLETED, CallState.IN_DOUBT}),
     "mark_acked": frozenset({CallState.COMPLETED, CallState.IN_DOUBT, CallState.POSTED}),
@@ -93,6 +114,48 @@ class StoredResult:
     content: tuple[Mapping[str, Any], ...]
     is_error: bool
     in_doubt: bool = False
+
+
+class ApprovalOutcome(enum.StrEnum):
+    """Where a call's approval stands."""
+
+    PENDING = "pending"  # parked: waiting for a decision
+    APPROVED = "approved"
+    DENIED = "denied"  # by a person or by the policy
+    TIMED_OUT = "timed_out"  # nobody decided in time (the call was then run or denied, as configured)
+    WITHDRAWN = "withdrawn"  # the session stopped waiting (an interrupt, the session or thread ended)
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    """A call's approval: when it was asked for, until when, and the decision with who made it, when and why."""
+
+    outcome: ApprovalOutcome
+    requested_at: float | None = None
+    deadline: float | None = None
+    by: str | None = None
+    reason: str | None = None
+    decided_at: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ApprovalRecord:
+        return cls(**{**data, "outcome": ApprovalOutcome(data["outcome"])})
+
+
+@dataclass(frozen=True)
+class InboxDecision:
+    """A decision made outside the bridge that parked the call (`bridge approvals approve`), waiting to be applied."""
+
+    seq: int
+    tool_use_id: str
+    approve: bool
+    by: str
+    reason: str | None = None
+    session_id: str | None = None
+    made_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -111,6 +174,7 @@ class CallRecord:
     posted_at: float | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
+    approval: ApprovalRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -156,8 +220,23 @@ class Journal(Protocol):
         """`received` -> `started`, durable before returning (the tool runs next); increments `attempt`."""
 
     async def complete(self, session_id: str, tool_use_id: str, result: StoredResult) -> bool:
-        """`started` (or `received`, for answers given without running) -> `completed`, or `in_doubt` when
-        `result.in_doubt` is set. Durable before returning: the result is posted next."""
+        """`started` (or `received` / `awaiting_approval`, for answers given without running) -> `completed`, or
+        `in_doubt` when `result.in_doubt` is set. Durable before returning: the result is posted next."""
+
+    async def await_approval(self, session_id: str, tool_use_id: str, approval: ApprovalRecord) -> bool:
+        """`received` -> `awaiting_approval` with `approval` (pending, its deadline), durable before returning."""
+
+    async def decide(self, session_id: str, tool_use_id: str, approval: ApprovalRecord) -> bool:
+        """`awaiting_approval` (or `received`, for a policy's denial) -> `received`, with the decision recorded;
+        durable before returning: a person's decision is never lost once the bridge acts on it."""
+
+    async def submit_decision(
+        self, tool_use_id: str, *, approve: bool, by: str, reason: str | None = None, session_id: str | None = None
+    ) -> int:
+        """Add a decision to the inbox for the bridge that parked the call; returns its sequence number."""
+
+    async def decisions(self, after: int = 0) -> list[InboxDecision]:
+        """Inbox decisions with a sequence number above `after`, oldest first."""
 
     async def requeue(self, session_id: str, tool_use_id: str) -> bool:
         """`started` -> `received`: recovery of an idempotent or read-only call that may be run again."""

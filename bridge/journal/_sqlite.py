@@ -1,7 +1,8 @@
 """A durable `Journal` in one SQLite file: the daemon's default.
 
 Three pieces. An exclusive lock file (`_lock.py`) makes this process the journal's only user, so a `started` row found
-at open belongs to a process that is certainly dead, and the file changes only through us. Because of that, an
+at open belongs to a process that is certainly dead, and the file's calls change only through us (other processes
+only read them, and append approval decisions to the separate inbox table, see `_inbox.py`). Because of that, an
 in-memory mirror of the *unfinished* calls is authoritative: every compare-and-set is decided there, on the event
 loop, atomically and at memory speed, exactly as `MemoryJournal` decides it (both read `MAY_LEAVE`). And a writer
 thread (`_writer.py`) makes the file follow: transitions are queued in order and each batch of them is written as one
@@ -38,7 +39,7 @@ from . import _statements as sql
 from ._keys import KeyFilter
 from ._lock import JournalLock
 from ._migrations import SCHEMA_VERSION, check_integrity, check_version, migrate
-from ._protocol import MAY_LEAVE, CallRecord, CallState, JournalStats, StoredResult
+from ._protocol import MAY_LEAVE, ApprovalRecord, CallRecord, CallState, InboxDecision, JournalStats, StoredResult
 from ._writer import Durability, Writer
 
 __all__ = ["SqliteJournal"]
@@ -195,7 +196,9 @@ class SqliteJournal:
         self._next_prune = time.monotonic() + self.prune_every
         if self.retention is None:
             return 0
-        return int(conn.execute(sql.PRUNE, (time.time() - self.retention,)).rowcount)
+        cutoff = time.time() - self.retention
+        conn.execute(sql.PRUNE_INBOX, (cutoff,))
+        return int(conn.execute(sql.PRUNE, (cutoff,)).rowcount)
 
     def _maybe_prune(self, conn: sqlite3.Connection) -> None:
         if time.monotonic() >= self._next_prune:
@@ -289,6 +292,34 @@ class SqliteJournal:
         op = ("complete", (session_id, tool_use_id, *values))
         await writer.wait(writer.submit(op, Durability.DURABLE, wait=True))
         return True
+
+    async def await_approval(self, session_id: str, tool_use_id: str, approval: ApprovalRecord) -> bool:
+        parked = CallState.AWAITING_APPROVAL
+        return await self._approval_move("await_approval", parked, session_id, tool_use_id, approval)
+
+    async def decide(self, session_id: str, tool_use_id: str, approval: ApprovalRecord) -> bool:
+        return await self._approval_move("decide", CallState.RECEIVED, session_id, tool_use_id, approval)
+
+    async def _approval_move(
+        self, kind: str, state: CallState, session_id: str, tool_use_id: str, approval: ApprovalRecord
+    ) -> bool:
+        writer = self._open_writer()
+        moved = self._move(kind, (session_id, tool_use_id), state=state, approval=approval)
+        if moved is None:
+            return False
+        op = (kind, (session_id, tool_use_id, sql.dumps(approval.to_json()), moved.updated_at))
+        await writer.wait(writer.submit(op, Durability.DURABLE, wait=True))
+        return True
+
+    async def submit_decision(
+        self, tool_use_id: str, *, approve: bool, by: str, reason: str | None = None, session_id: str | None = None
+    ) -> int:
+        seq: int = await self._open_writer().run(sql.add_decision(tool_use_id, approve, by, reason, session_id))
+        return seq
+
+    async def decisions(self, after: int = 0) -> list[InboxDecision]:
+        found: list[InboxDecision] = await self._open_writer().run(sql.read_decisions(after))
+        return found
 
     async def requeue(self, session_id: str, tool_use_id: str) -> bool:
         writer = self._open_writer()

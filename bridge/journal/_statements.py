@@ -25,9 +25,22 @@ from pathlib import Path
 from typing import Any
 
 from ._keys import KeyFilter
-from ._protocol import MAY_LEAVE, CallRecord, CallState, JournalStats, StoredResult
+from ._protocol import MAY_LEAVE, ApprovalRecord, CallRecord, CallState, InboxDecision, JournalStats, StoredResult
 
-__all__ = ["PRUNE", "SETUP", "Op", "apply", "dumps", "read_keys", "read_record", "read_stats", "read_unfinished"]
+__all__ = [
+    "PRUNE",
+    "PRUNE_INBOX",
+    "SETUP",
+    "Op",
+    "add_decision",
+    "apply",
+    "dumps",
+    "read_decisions",
+    "read_keys",
+    "read_record",
+    "read_stats",
+    "read_unfinished",
+]
 
 Op = tuple[str, tuple[Any, ...]]
 """A transition for the writer: its kind and its row (session_id, tool_use_id, then the values below)."""
@@ -49,6 +62,8 @@ _SET = {
     "complete": (  # state, result_json, is_error, in_doubt, updated_at
         f"state = {_at(2)}, result_json = {_at(3)}, is_error = {_at(4)}, in_doubt = {_at(5)}, updated_at = {_at(6)}"
     ),
+    "await_approval": f"state = 'awaiting_approval', approval_json = {_at(2)}, updated_at = {_at(3)}",
+    "decide": f"state = 'received', approval_json = {_at(2)}, updated_at = {_at(3)}",  # approval_json, updated_at
     "requeue": f"state = 'received', updated_at = {_at(2)}",  # updated_at
     "mark_posted": f"state = 'posted', posted_at = {_at(2)}, updated_at = {_at(3)}",  # posted_at, updated_at
     "mark_acked": f"state = 'acked', acked_event_id = {_at(2)}, updated_at = {_at(3)}",  # event_id, updated_at
@@ -89,6 +104,7 @@ _APPLY = (
 )
 _RECEIVED = "SELECT json_group_array(json_array(n, seq)) FROM received"
 PRUNE = f"DELETE FROM tool_calls WHERE state IN ({_FINISHED}) AND updated_at <= ?"
+PRUNE_INBOX = "DELETE FROM approval_inbox WHERE made_at <= ?"
 
 
 def dumps(value: Any) -> str:
@@ -135,7 +151,7 @@ def _apply_ops(conn: sqlite3.Connection, ops: list[Op]) -> list[Any]:
 
 def _record(row: tuple[Any, ...]) -> tuple[int, CallRecord]:
     (session_id, tool_use_id, thread_id, tool_name, input_json, state, attempt, result_json, is_error, in_doubt,
-     acked_event_id, posted_at, created_at, updated_at, seq) = row  # fmt: skip
+     acked_event_id, posted_at, created_at, updated_at, approval_json, seq) = row  # fmt: skip
     result = None
     if result_json is not None:
         content = tuple(json.loads(result_json))
@@ -153,13 +169,14 @@ def _record(row: tuple[Any, ...]) -> tuple[int, CallRecord]:
         posted_at=posted_at,
         created_at=created_at,
         updated_at=updated_at,
+        approval=None if approval_json is None else ApprovalRecord.from_json(json.loads(approval_json)),
     )
     return seq, record
 
 
 _COLUMNS = (
     "session_id, tool_use_id, thread_id, tool_name, input_json, state, attempt, result_json, is_error, in_doubt, "
-    "acked_event_id, posted_at, created_at, updated_at, seq"
+    "acked_event_id, posted_at, created_at, updated_at, approval_json, seq"
 )
 
 
@@ -168,6 +185,32 @@ def read_record(session_id: str, tool_use_id: str) -> Callable[[sqlite3.Connecti
         query = f"SELECT {_COLUMNS} FROM tool_calls WHERE session_id = ? AND tool_use_id = ?"
         row = conn.execute(query, (session_id, tool_use_id)).fetchone()
         return None if row is None else _record(row)[1]
+
+    return work
+
+
+def add_decision(
+    tool_use_id: str, approve: bool, by: str, reason: str | None, session_id: str | None
+) -> Callable[[sqlite3.Connection], int]:
+    def work(conn: sqlite3.Connection) -> int:
+        cursor = conn.execute(
+            "INSERT INTO approval_inbox (session_id, tool_use_id, approve, decided_by, reason, made_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (session_id, tool_use_id, int(approve), by, reason, time.time()),
+        )
+        return int(cursor.lastrowid or 0)
+
+    return work
+
+
+def read_decisions(after: int) -> Callable[[sqlite3.Connection], list[InboxDecision]]:
+    def work(conn: sqlite3.Connection) -> list[InboxDecision]:
+        rows = conn.execute(
+            "SELECT seq, tool_use_id, approve, decided_by, reason, session_id, made_at FROM approval_inbox "
+            "WHERE seq > ? ORDER BY seq",
+            (after,),
+        )
+        return [InboxDecision(seq, use_id, bool(ok), by, why, sid, at) for seq, use_id, ok, by, why, sid, at in rows]
 
     return work
 

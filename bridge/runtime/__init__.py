@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._approvals import Approvals, ApprovalSettings, PendingApproval
 from ._limits import Limits, Timeouts
 from ._observe import BridgeStats, CallEvent, CallEventKind, Latency
 from ._scheduler import Outcome, OutcomeKind, Scheduler, Ticket  # for bridge.mcp, which runs calls without a Bridge
@@ -16,7 +17,18 @@ from ._scheduler import Outcome, OutcomeKind, Scheduler, Ticket  # for bridge.mc
 if TYPE_CHECKING:
     from ._bridge import Bridge
 
-__all__ = ["Bridge", "BridgeStats", "CallEvent", "CallEventKind", "Latency", "Limits", "Timeouts"]
+__all__ = [
+    "ApprovalSettings",
+    "Approvals",
+    "Bridge",
+    "BridgeStats",
+    "CallEvent",
+    "CallEventKind",
+    "Latency",
+    "Limits",
+    "PendingApproval",
+    "Timeouts",
+]
 __all__ += ["Outcome", "OutcomeKind", "Scheduler", "Ticket"]
 
 

@@ -25,7 +25,8 @@ from anthropic.types.beta.sessions import BetaManagedAgentsUserMessageEventParam
 from anyio.abc import TaskGroup, TaskStatus
 
 from ..journal import Journal, MemoryJournal
-from ..tools import Toolset
+from ..tools import ApprovalPolicy, Toolset, check_policy
+from ._approvals import Approvals, ApprovalSettings
 from ._events import AgentMessage, Deleted, Event, Idle, RequiresAction, Terminated, TextBlock, UserMessage, type_name
 from ._executor import ServeOptions
 from ._limits import Limits, Timeouts
@@ -60,6 +61,10 @@ class Bridge:
             pending for another client that serves it.
         log_inputs: Include tool inputs in debug log records (off by default: inputs may hold personal data).
         on_call: Called with every `CallEvent` (started, finished, failed, timed out, cancelled, ...).
+        approval: The approval policy of tools whose tool and toolset set none (`"allow"`, `"deny"`, `"ask"`, an
+            `Approval` or a function; see `Approval`). Unset everywhere allows. Decide parked calls through
+            `bridge.approvals`.
+        approvals: How long parked calls wait and what a timeout means (`ApprovalSettings()` by default).
         stream_client: The client that opens the sessions' event streams. Each stream holds one connection for as
             long as its session is served, so by default the bridge opens streams on copies of `client` with small
             connection pools of their own: hundreds of streams then neither use up the pool that result posts need
@@ -81,6 +86,8 @@ class Bridge:
         log_inputs: bool = False,
         on_call: CallListener | None = None,
         stream_client: AsyncAnthropic | None = None,
+        approval: ApprovalPolicy | None = None,
+        approvals: ApprovalSettings | None = None,
     ) -> None:
         self.client = client
         self._stream_client = stream_client
@@ -92,7 +99,10 @@ class Bridge:
             default_timeout=self.timeouts.tool if timeout is _DEFAULT else timeout,
             unknown_tools=unknown_tools,
             log_inputs=log_inputs,
+            approval=check_policy(approval),
         )
+        self.approvals = Approvals(self.journal, approvals)
+        """The calls waiting for approval, and `approve()` / `deny()` to decide them."""
         self._observer = Observer()
         if on_call is not None:
             self._observer.add_listener(on_call)
@@ -136,7 +146,9 @@ class Bridge:
                 limits=self.limits,
                 timeouts=self.timeouts,
                 options=self._options,
+                approvals=self.approvals,
             )
+            self._tg.start_soon(self.approvals.poll)
             self._stack = stack.pop_all()
         return self
 
@@ -354,6 +366,7 @@ class Bridge:
             sessions=len(self._runners),
             running=self._scheduler.running,
             queued=self._scheduler.queued,
+            awaiting_approval=len(self.approvals),
             abandoned_threads=self._scheduler.abandoned_threads,
             call_latency=Latency.of(self._observer.call_durations),
             answer_latency=Latency.of(self._observer.answer_durations),

@@ -10,16 +10,24 @@ stores it (`journal.complete`) and tells the table (`Completed`), whose `Post` h
 journal when the tool stops. The poster's outcomes come back through `consume` and are applied to the table like
 any event, so the executor is the only thing that calls `CallTable.apply`.
 
+Approvals (`_gate`): before a received call runs, its approval policy (tool > toolset > bridge) is evaluated, unless
+there is none or it is "allow" (then nothing is evaluated or journaled: the fast path). "deny" answers it with the
+reason; "ask" parks it in the journal (`awaiting_approval`) and waits on `Approvals` for a decision, its deadline, or
+the session to stop waiting. Every decision is journaled (`decide`) before the call runs or is answered. A parked
+call does not count as running for the drain: on shutdown it is left parked in the journal for the next bridge, and
+an interrupt, an echo or a drop withdraws it (answered as cancelled, which the call table then posts or drops).
+
 Seams: `_start` and `_post` are the single points where a call begins to run and a result is handed over; a fleet's
-fencing check or an approval gate goes there.
+fencing check goes there.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -27,8 +35,19 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from ..journal import CallState, Journal, StoredResult
-from ..tools import CallResult, Tool, ToolContext, Toolset
+from ..journal import ApprovalOutcome, ApprovalRecord, CallRecord, CallState, Journal, StoredResult
+from ..tools import (
+    ApprovalPolicy,
+    ApprovalRequest,
+    CallResult,
+    Tool,
+    ToolContext,
+    Toolset,
+    Verdict,
+    evaluate_policy,
+    is_allow,
+)
+from ._approvals import Approvals, PendingApproval, Waiter, denial_text
 from ._calls import Ack, CallTable, Cancel, Completed, Drop, Effect, End, Input, Post, Posted, Shutdown, Start, Withdraw
 from ._calls import Rejected as _Rejected
 from ._observe import CallEvent, CallEventKind, Observer, log_extra
@@ -53,6 +72,7 @@ class ServeOptions:
     default_timeout: float | None
     unknown_tools: Literal["answer", "leave"] = "answer"
     log_inputs: bool = False
+    approval: ApprovalPolicy | None = None  # the bridge's policy, for tools whose tool and toolset set none
 
 
 @dataclass(eq=False)
@@ -66,7 +86,8 @@ class _Task:
     dropped: str | None = None  # nobody waits for it: abandon when the task ends
     answered: bool = False  # its echo was seen: someone answered it
     result: StoredResult | None = None  # its answer, once the task is over
-    skipped: bool = False  # someone else started it: not ours to answer
+    skipped: bool = False  # someone else started it, or it stays parked for the next bridge: not ours to answer
+    waiter: Waiter | None = None  # parked: waiting for an approval decision
 
 
 class Executor:
@@ -83,6 +104,7 @@ class Executor:
         poster: Poster,
         observer: Observer,
         options: ServeOptions,
+        approvals: Approvals | None = None,
     ) -> None:
         self.session_id = session_id
         self.metadata: dict[str, str] = {}
@@ -93,6 +115,9 @@ class Executor:
         self._poster = poster
         self._observer = observer
         self._options = options
+        self._approvals = approvals if approvals is not None else Approvals(journal)
+        self._stopping = False
+        self._parked = 0  # tasks waiting for an approval decision: not "running" for `wait_idle`
         self._tasks: dict[str, _Task] = {}
         self._results: dict[str, Outgoing] = {}
         self._idle = anyio.Event()
@@ -128,14 +153,16 @@ class Executor:
             await self._settle_leftovers()
 
     def shutdown(self, reason: str) -> int:
-        """Start nothing new and cancel what runs (their answers still go out). Returns how many calls run."""
+        """Start nothing new and cancel what runs (their answers still go out); calls awaiting approval stay parked
+        in the journal. Returns how many calls run."""
+        self._stopping = True
         for effect in self.table.apply([Shutdown(reason)]):
             if isinstance(effect, Cancel):
                 self._cancel(effect.tool_use_id, effect.reason)
         return len(self._tasks)
 
     async def wait_idle(self) -> None:
-        """Return once no call task runs."""
+        """Return once no call task runs (calls parked for approval do not count)."""
         await self._idle.wait()
 
     async def consume(self, outcomes: MemoryObjectReceiveStream[PosterOutcome]) -> None:
@@ -192,6 +219,8 @@ class Executor:
         if task is None:
             return
         task.stop = task.stop or reason
+        if task.waiter is not None:
+            task.waiter.event.set()
         if task.ticket is not None:
             task.ticket.cancel(reason)
 
@@ -246,6 +275,8 @@ class Executor:
         self._emit(start, CallEventKind.RECEIVED, detail=None if record is None else f"recovered ({record.state})")
         if record is not None and record.state.finished:
             self._settle(task, None)
+        elif record is not None and record.state is CallState.AWAITING_APPROVAL and tool is not None:
+            await self._await_decision(task, tool, record.approval or _asked(self._approvals.settings.timeout))
         elif task.stop is not None or task.dropped is not None or task.answered:
             reason = task.stop or task.dropped or "answered by another client"
             text = f"The call was cancelled before it started ({reason}); it did not run."
@@ -263,7 +294,7 @@ class Executor:
             else:
                 await self._finish(task, CallResult.error(IN_DOUBT_TEXT), CallEventKind.FAILED, in_doubt=True)
         else:
-            await self._run(task, tool)
+            await self._gate(task, tool, record)
         # From `_settle` on, the table alone decides: nothing below awaits before telling it.
         if task.dropped is not None or task.answered:
             await self._journal.abandon(self.session_id, [use_id])  # a no-op once acked
@@ -279,12 +310,118 @@ class Executor:
         reach the task, only the table."""
         use_id = task.start.tool_use_id
         del self._tasks[use_id]
-        if not self._tasks:
+        if len(self._tasks) <= self._parked:
             self._idle.set()
         task.result = result
         if result is not None and task.dropped is None and not task.answered:
             start = task.start
             self._results[use_id] = Outgoing(use_id, start.name, start.thread_id, result, since=start.since)
+
+    # -- approvals -------------------------------------------------------------------------------------------------
+
+    async def _gate(self, task: _Task, tool: Tool, record: CallRecord | None) -> None:
+        """Run a received call if its approval policy lets it; deny it, or park it until someone decides."""
+        decided = record.approval if record is not None else None
+        if decided is not None and decided.outcome is not ApprovalOutcome.PENDING:  # decided in an earlier life
+            await self._act_on(task, tool, decided)
+            return
+        name = task.start.name
+        policy = self._toolset.approval_for(name)
+        if policy is None:
+            policy = self._options.approval
+        if is_allow(policy):  # the fast path: nothing evaluated, nothing journaled
+            await self._run(task, tool)
+            return
+        validated = tool.validate_input(task.start.input)
+        if validated is None:  # answered with the validation error; the tool does not run
+            await self._run(task, tool)
+            return
+        start = task.start
+        request = ApprovalRequest(
+            tool,
+            MappingProxyType(validated),
+            self.session_id,
+            start.tool_use_id,
+            start.thread_id,
+            MappingProxyType(dict(self.metadata)),
+        )
+        answer = await evaluate_policy(policy, request)
+        if answer.verdict is Verdict.ALLOW:
+            await self._run(task, tool)
+        elif answer.verdict is Verdict.DENY:
+            now = time.time()
+            denied = ApprovalRecord(ApprovalOutcome.DENIED, now, None, "policy", answer.reason, now)
+            await self._journal.decide(self.session_id, start.tool_use_id, denied)
+            await self._act_on(task, tool, denied)
+        else:
+            asked = _asked(self._approvals.settings.timeout)
+            await self._journal.await_approval(self.session_id, start.tool_use_id, asked)
+            await self._await_decision(task, tool, asked)
+
+    async def _await_decision(self, task: _Task, tool: Tool, asked: ApprovalRecord) -> None:
+        """Wait, parked, for a decision, the deadline, or the session to stop waiting; journal what happened."""
+        start = task.start
+        deadline = asked.deadline if asked.deadline is not None else time.time()
+        requested = asked.requested_at if asked.requested_at is not None else time.time()
+        pending = PendingApproval(
+            start.tool_use_id, self.session_id, start.name, start.input, start.thread_id, requested, deadline
+        )
+        waiter = task.waiter = self._approvals.park(pending)
+        self._parked += 1
+        if len(self._tasks) <= self._parked:
+            self._idle.set()
+        self._emit(start, CallEventKind.AWAITING_APPROVAL)
+        try:
+            if task.stop is None and task.dropped is None and not task.answered:
+                with anyio.move_on_after(max(0.0, deadline - time.time())):
+                    await waiter.event.wait()
+        finally:
+            self._approvals.unpark(waiter)
+            task.waiter = None
+            self._parked -= 1
+            if len(self._tasks) > self._parked and self._idle.is_set():
+                self._idle = anyio.Event()
+        use_id = start.tool_use_id
+        withdrawn = task.dropped or ("answered by another client" if task.answered else None)
+        if task.stop is not None and (withdrawn is not None or not self._stopping):
+            withdrawn = task.stop  # the first cause: an interrupt, the thread or session ending, an echo
+        if withdrawn is not None:
+            by = "interrupt" if withdrawn == "interrupted" else "session"
+            record = replace(asked, outcome=ApprovalOutcome.WITHDRAWN, by=by, reason=withdrawn, decided_at=time.time())
+            await self._journal.decide(self.session_id, use_id, record)
+            text = f"The call was cancelled before it started ({withdrawn}); it did not run."
+            await self._finish(task, CallResult.error(text))
+            return
+        if task.stop is not None:  # the bridge is stopping: the call stays parked in the journal for the next one
+            task.skipped = True
+            self._settle(task, None)
+            return
+        decision = waiter.decision
+        if decision is None:
+            timeout = self._approvals.settings.timeout
+            decision = replace(
+                asked,
+                outcome=ApprovalOutcome.TIMED_OUT,
+                by="timeout",
+                reason=f"no decision within {timeout:g} s",
+                decided_at=time.time(),
+            )
+        await self._journal.decide(self.session_id, use_id, decision)
+        await self._act_on(task, tool, decision)
+
+    async def _act_on(self, task: _Task, tool: Tool, decision: ApprovalRecord) -> None:
+        """Run the call or answer it with its denial, as the (journaled) decision says."""
+        allowed = decision.outcome is ApprovalOutcome.APPROVED or (
+            decision.outcome is ApprovalOutcome.TIMED_OUT and self._approvals.settings.on_timeout == "allow"
+        )
+        if allowed:
+            self._emit(task.start, CallEventKind.APPROVED, detail=decision.by)
+            await self._run(task, tool)
+        elif decision.outcome is ApprovalOutcome.WITHDRAWN:
+            text = f"The call was cancelled before it started ({decision.reason}); it did not run."
+            await self._finish(task, CallResult.error(text))
+        else:
+            await self._finish(task, CallResult.error(denial_text(decision)), CallEventKind.DENIED)
 
     def _ticket(self, start: Start, tool: Tool) -> Ticket:
         options = tool.options
@@ -386,6 +523,11 @@ class Executor:
         self._observer.emit(
             CallEvent(kind, self.session_id, start.tool_use_id, start.name, start.thread_id, duration, is_error, detail)
         )
+
+
+def _asked(timeout: float) -> ApprovalRecord:
+    now = time.time()
+    return ApprovalRecord(ApprovalOutcome.PENDING, requested_at=now, deadline=now + timeout)
 
 
 def _answer_for(tool: Tool, outcome: Outcome[CallResult]) -> tuple[CallResult, CallEventKind, bool]:

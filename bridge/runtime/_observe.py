@@ -33,6 +33,9 @@ class CallEventKind(enum.StrEnum):
     POSTED = "posted"  # its result was accepted by the API
     DROPPED = "dropped"  # its result will never be posted: the session or thread no longer waits
     RELEASED = "released"  # a timed-out or cancelled sync tool's thread finally ended and gave back its slots
+    AWAITING_APPROVAL = "awaiting_approval"  # parked until someone approves or denies it (journaled)
+    APPROVED = "approved"  # allowed to run by a decision (detail: who), or by a timeout configured to allow
+    DENIED = "denied"  # denied by the policy, a person or a timeout; answered with is_error, the tool did not run
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class BridgeStats:
         sessions: Sessions being served now.
         running: Calls whose tool is running (abandoned threads not included).
         queued: Calls waiting for a slot.
+        awaiting_approval: Calls parked until someone approves or denies them.
         abandoned_threads: Sync tools that timed out or were cancelled but whose thread still runs; each still holds
             its slots until it ends.
         received: Calls taken in since start.
@@ -111,6 +115,7 @@ class BridgeStats:
     sessions: int = 0
     running: int = 0
     queued: int = 0
+    awaiting_approval: int = 0
     abandoned_threads: int = 0
     received: int = 0
     finished: int = 0

@@ -37,6 +37,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from .._errors import OperatorError
 from ..journal import Journal
 from ..tools import Toolset
+from ._approvals import Approvals
 from ._calls import CallTable
 from ._events import Event, Updated
 from ._executor import Executor, ServeOptions
@@ -69,6 +70,7 @@ class Services:
     limits: Limits
     timeouts: Timeouts
     options: ServeOptions
+    approvals: Approvals
 
 
 class SessionRunner:
@@ -104,6 +106,7 @@ class SessionRunner:
             poster=self.poster,
             observer=services.observer,
             options=services.options,
+            approvals=services.approvals,
         )
         self.intake = Intake(
             session_id,

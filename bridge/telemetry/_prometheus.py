@@ -8,7 +8,8 @@ is timed as it happens, so the histograms need nothing from the runtime beyond i
 - `bridge_result_post_seconds{tool}`: from the result being ready to the API accepting it (batching and the POST).
 - `bridge_calls_total{tool,outcome}`: outcome is finished, failed, timed_out, cancelled, posted or dropped.
 - The snapshot of `stats()` at scrape time: gauges `bridge_sessions`, `bridge_calls_running`, `bridge_calls_queued`,
-  `bridge_abandoned_threads`, and counters such as `bridge_posts_total` and `bridge_reconnects_total`.
+  `bridge_calls_awaiting_approval`, `bridge_abandoned_threads`, and counters such as `bridge_posts_total` and
+  `bridge_reconnects_total`.
 
 Each instance has its own registry, so two bridges in one process (or one per test) never collide.
 """
@@ -42,6 +43,7 @@ _GAUGES = {
     "sessions": ("bridge_sessions", "Sessions being served."),
     "running": ("bridge_calls_running", "Calls whose tool is running."),
     "queued": ("bridge_calls_queued", "Calls waiting for a slot."),
+    "awaiting_approval": ("bridge_calls_awaiting_approval", "Calls parked until someone approves or denies them."),
     "abandoned_threads": ("bridge_abandoned_threads", "Sync tool threads still running after their call ended."),
 }
 _COUNTERS = {

@@ -4,6 +4,7 @@ Knows nothing about sessions or HTTP. `bridge.runtime` and `bridge.cli` import t
 private modules.
 """
 
+from ._approval import Approval, ApprovalPolicy, ApprovalRequest, Verdict, check_policy, evaluate_policy, is_allow
 from ._content import CallResult, ContentBlock, ToolResult, document, image
 from ._context import ToolContext
 from ._decorator import ToolOptions, tool
@@ -12,6 +13,9 @@ from ._tool import Tool
 from ._toolset import Toolset, ToolSource
 
 __all__ = [
+    "Approval",
+    "ApprovalPolicy",
+    "ApprovalRequest",
     "CallResult",
     "ContentBlock",
     "LintIssue",
@@ -22,7 +26,11 @@ __all__ = [
     "ToolResult",
     "ToolSource",
     "Toolset",
+    "Verdict",
+    "check_policy",
     "document",
+    "evaluate_policy",
     "image",
+    "is_allow",
     "tool",
 ]

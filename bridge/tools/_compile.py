@@ -67,6 +67,7 @@ class Impl:
     input_schema: dict[str, Any]
     issues: tuple[LintIssue, ...]
     bind: Callable[[object, ToolContext, str], tuple[list[Any], dict[str, Any]]]
+    validate: Callable[[object, str], dict[str, Any]] | None = None  # the validated input by parameter name
 
 
 def build_impl(fn: Callable[..., Any], name: str, options: ToolOptions, fallback_doc: str | None = None) -> Impl:
@@ -113,4 +114,8 @@ def build_impl(fn: Callable[..., Any], name: str, options: ToolOptions, fallback
         validated, extras = validator.validate(data, tool_name)
         return signature.arguments(validated, extras, context)
 
-    return Impl(fn, _is_async(fn), description, schema, tuple(issues), bind)
+    def validate(data: object, tool_name: str) -> dict[str, Any]:
+        validated, extras = validator.validate(data, tool_name)
+        return {**extras, **{param.name: getattr(validated, param.field) for param in signature.params}}
+
+    return Impl(fn, _is_async(fn), description, schema, tuple(issues), bind, validate)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 from .._errors import DefinitionError
+from ._approval import ApprovalPolicy, check_policy
 from ._budget import MIN_BUDGET
 
 __all__ = ["NAME_PATTERN", "ToolOptions", "check_name", "tool"]
@@ -55,6 +56,9 @@ class ToolOptions:
             document (counted as its base64 JSON) that does not fit is replaced by a marker.
         concurrency_key: Name of an input field whose value keys a per-value limit of `max_concurrency` calls
             (e.g. one refund at a time per `order_id`).
+        approval: Whether a call may run: `"allow"`, `"deny"`, `"ask"` (park it until a person decides), an
+            `Approval`, or a function of an `ApprovalRequest` returning one (see `bridge.Approval`). Unset defers
+            to the toolset, then the bridge; unset everywhere allows.
     """
 
     name: str | None = None
@@ -67,8 +71,10 @@ class ToolOptions:
     strict: bool = False
     output_budget: int | None = None
     concurrency_key: str | None = None
+    approval: ApprovalPolicy | None = None
 
     def __post_init__(self) -> None:
+        check_policy(self.approval)
         if self.name is not None:
             check_name(self.name)
         if self.description is not None and not self.description.strip():
@@ -122,6 +128,7 @@ def tool(
     strict: bool = False,
     output_budget: int | None = None,
     concurrency_key: str | None = None,
+    approval: ApprovalPolicy | None = None,
 ) -> Callable[[F], F]: ...
 
 

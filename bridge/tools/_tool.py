@@ -231,6 +231,19 @@ class Tool:
     def __repr__(self) -> str:
         return f"<Tool {self._name}{' (resource)' if self._resource is not None else ''}>"
 
+    def validate_input(self, input: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The input as the function would receive it (validated, by parameter name), or None if it is invalid
+        (the call's answer is then the validation error) or the tool's resource is not open."""
+        impl = self._current()
+        if impl is None:
+            return None
+        if impl.validate is None:  # a wrapped SDK tool validates inside its own call
+            return dict(input) if isinstance(input, Mapping) else None
+        try:
+            return impl.validate(input, self._name)
+        except InputError:
+            return None
+
     async def call(
         self,
         input: Mapping[str, Any],

@@ -4,8 +4,8 @@ A toolset is what a user hands to the bridge and what a toolkit pack returns. Co
 operation returns a new toolset sharing the same tools (and their open resources). Names are unique within a
 toolset; a duplicate is an error at construction, never a silent override.
 
-Timeouts resolve per tool: the tool's own `timeout` option, else the innermost toolset's `timeout` that contains it,
-else None (the bridge's default).
+Timeouts and approval policies resolve per tool the same way: the tool's own option, else the innermost toolset's
+that contains it and sets one, else None (the bridge's default).
 
 A toolset may also hold a *source*: a callable returning the tools some outside party defines right now (an MCP
 server's tool list, which can change while the bridge runs). Its tools join the registry when the source returns
@@ -23,6 +23,7 @@ from typing import Any
 
 from .._errors import DefinitionError
 from ._adapters import adapt
+from ._approval import ApprovalPolicy, check_policy
 from ._content import CallResult
 from ._context import ToolContext
 from ._decorator import check_name
@@ -48,20 +49,34 @@ def _prefix_transform(prefix: str) -> _Transform:
 
 
 class _Mount:
-    """A source as one toolset sees it: the transforms its derivations added, and the timeout it inherits."""
+    """A source as one toolset sees it: the transforms its derivations added, the timeout and approval it inherits."""
 
-    __slots__ = ("_cache", "_seen", "source", "timeout", "transforms")
+    __slots__ = ("_cache", "_seen", "approval", "source", "timeout", "transforms")
 
-    def __init__(self, source: ToolSource, transforms: tuple[_Transform, ...] = (), timeout: float | None = None):
+    def __init__(
+        self,
+        source: ToolSource,
+        transforms: tuple[_Transform, ...] = (),
+        timeout: float | None = None,
+        approval: ApprovalPolicy | None = None,
+    ):
         self.source = source
         self.transforms = transforms
         self.timeout = timeout
+        self.approval = approval
         self._seen: object = None
         self._cache: dict[str, Tool] = {}
 
-    def derive(self, transform: _Transform | None = None, timeout: float | None = None) -> _Mount:
+    def derive(
+        self, transform: _Transform | None = None, timeout: float | None = None, approval: ApprovalPolicy | None = None
+    ) -> _Mount:
         transforms = self.transforms if transform is None else (*self.transforms, transform)
-        return _Mount(self.source, transforms, self.timeout if self.timeout is not None else timeout)
+        return _Mount(
+            self.source,
+            transforms,
+            self.timeout if self.timeout is not None else timeout,
+            self.approval if self.approval is not None else approval,
+        )
 
     def tools(self) -> dict[str, Tool]:
         raw = self.source()
@@ -82,6 +97,7 @@ class Toolset:
         name: A label for logs and `bridge tools`.
         prefix: Prepended to every tool name (`prefix="db"` makes `query` into `db_query`).
         timeout: Seconds allowed per call for tools that set no `timeout` of their own.
+        approval: The approval policy of tools that set no `approval` of their own (see `bridge.Approval`).
         lifespan: A context-manager factory (sync or async) opened on `async with toolset` and closed on exit:
             connection pools and clients the tools share.
         source: Tools defined elsewhere and known only at run time (see `ToolSource`); they join the registry as
@@ -100,13 +116,16 @@ class Toolset:
         timeout: float | None = None,
         lifespan: Callable[[], Any] | None = None,
         source: ToolSource | None = None,
+        approval: ApprovalPolicy | None = None,
     ) -> None:
         if timeout is not None and not timeout > 0:
             raise DefinitionError(f"toolset timeout must be a positive number of seconds, got {timeout!r}")
         self.name = name
         self.timeout = timeout
+        self.approval = check_policy(approval)
         self._static: dict[str, Tool] = {}
         self._inherited: dict[str, float] = {}
+        self._policies: dict[str, ApprovalPolicy] = {}  # approval policies inherited from inner toolsets
         self._mounts: list[_Mount] = [] if source is None else [_Mount(source)]
         self._resources: list[Resource] = []
         self._stack: AsyncExitStack | None = None
@@ -117,6 +136,7 @@ class Toolset:
         if prefix:
             self._static = _prefix_transform(prefix)(self._static)
             self._inherited = {_prefixed(prefix, n): v for n, v in self._inherited.items()}
+            self._policies = {_prefixed(prefix, n): v for n, v in self._policies.items()}
             self._mounts = [m.derive(_prefix_transform(prefix)) for m in self._mounts]
 
     @property
@@ -148,7 +168,10 @@ class Toolset:
                 self._add_resources(item._resources)  # its lifespans open before its tools' resources
                 for tool in item._static.values():
                     self._add(tool, item._inherited.get(tool.name, item.timeout))
-                self._mounts.extend(m.derive(timeout=item.timeout) for m in item._mounts)
+                    policy = item._policies.get(tool.name, item.approval)
+                    if policy is not None:
+                        self._policies[tool.name] = policy
+                self._mounts.extend(m.derive(timeout=item.timeout, approval=item.approval) for m in item._mounts)
             elif isinstance(item, list | tuple):
                 self._include(item)
             else:
@@ -186,11 +209,20 @@ class Toolset:
         """One toolset holding every tool of `toolsets`; duplicate names are an error."""
         return cls([ts if isinstance(ts, Toolset) else cls.coerce(ts) for ts in toolsets])
 
-    def _derive(self, tools: dict[str, Tool], inherited: dict[str, float], transform: _Transform) -> Toolset:
-        derived = Toolset(name=self.name, timeout=self.timeout)
+    def _derive(
+        self,
+        tools: dict[str, Tool],
+        inherited: dict[str, float],
+        transform: _Transform,
+        renamed: Mapping[str, str] | None = None,
+    ) -> Toolset:
+        """A toolset of `tools` with this one's settings; `renamed` maps each new name to its old one."""
+        derived = Toolset(name=self.name, timeout=self.timeout, approval=self.approval)
         derived._static = tools
         derived._inherited = inherited
         derived._mounts = [m.derive(transform) for m in self._mounts]
+        old = renamed or {}
+        derived._policies = {n: self._policies[old.get(n, n)] for n in tools if old.get(n, n) in self._policies}
         used = {id(tool.resource) for tool in tools.values() if tool.resource is not None}
         derived._resources = [r for r in self._resources if not isinstance(r, ToolResource) or id(r) in used]
         return derived
@@ -246,11 +278,29 @@ class Toolset:
         inherited = self._source_timeout(name) if name not in self._static else None
         return inherited if inherited is not None else self.timeout
 
+    def approval_for(self, name: str) -> ApprovalPolicy | None:
+        """The approval policy of tool `name`: its own option, else its toolset's, else None (the bridge's).
+
+        Raises:
+            KeyError: No such tool.
+        """
+        tool = self._tools[name]
+        if tool.options.approval is not None:
+            return tool.options.approval
+        if name in self._policies:
+            return self._policies[name]
+        if name not in self._static:
+            for mount in self._mounts:
+                if mount.approval is not None and name in mount.tools():
+                    return mount.approval
+        return self.approval
+
     def with_prefix(self, prefix: str) -> Toolset:
         """A toolset whose tool names all start with `prefix` (an `_` is added unless it ends in `_` or `-`)."""
         tools = _prefix_transform(prefix)(self._static)
         inherited = {_prefixed(prefix, n): v for n, v in self._inherited.items()}
-        return self._derive(tools, inherited, _prefix_transform(prefix))
+        renamed = {_prefixed(prefix, n): n for n in self._static}
+        return self._derive(tools, inherited, _prefix_transform(prefix), renamed)
 
     def filter(self, predicate: Callable[[Tool], bool]) -> Toolset:
         """A toolset with only the tools for which `predicate(tool)` is true."""
@@ -290,7 +340,7 @@ class Toolset:
                 out[new] = tool.renamed(new) if new != old else tool
             return out
 
-        return self._derive(tools, inherited, rename)
+        return self._derive(tools, inherited, rename, {mapping.get(old, old): old for old in self._static})
 
     async def call(
         self,

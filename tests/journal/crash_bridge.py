@@ -34,7 +34,7 @@ import anthropic
 import anyio
 
 from bridge import Bridge, ToolContext, tool
-from bridge.journal import CallRecord, JournalStats, SqliteJournal, StoredResult
+from bridge.journal import ApprovalRecord, CallRecord, InboxDecision, JournalStats, SqliteJournal, StoredResult
 
 
 class Child:
@@ -134,6 +134,22 @@ class CrashingJournal:
 
     async def requeue(self, session_id: str, tool_use_id: str) -> bool:
         return await self.inner.requeue(session_id, tool_use_id)
+
+    async def await_approval(self, session_id: str, tool_use_id: str, approval: ApprovalRecord) -> bool:
+        return await self.inner.await_approval(session_id, tool_use_id, approval)
+
+    async def decide(self, session_id: str, tool_use_id: str, approval: ApprovalRecord) -> bool:
+        return await self.inner.decide(session_id, tool_use_id, approval)
+
+    async def submit_decision(
+        self, tool_use_id: str, *, approve: bool, by: str, reason: str | None = None, session_id: str | None = None
+    ) -> int:
+        return await self.inner.submit_decision(
+            tool_use_id, approve=approve, by=by, reason=reason, session_id=session_id
+        )
+
+    async def decisions(self, after: int = 0) -> list[InboxDecision]:
+        return await self.inner.decisions(after)
 
     async def mark_posted(self, session_id: str, tool_use_ids: Sequence[str]) -> None:
         self.child.crash("after_response", tool_use_ids)

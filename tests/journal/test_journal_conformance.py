@@ -9,7 +9,17 @@ import anyio
 import pytest
 from journal_backends import Backend
 
-from bridge.journal import CallRecord, CallState, Journal, MemoryJournal, PostgresJournal, SqliteJournal, StoredResult
+from bridge.journal import (
+    ApprovalOutcome,
+    ApprovalRecord,
+    CallRecord,
+    CallState,
+    Journal,
+    MemoryJournal,
+    PostgresJournal,
+    SqliteJournal,
+    StoredResult,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -17,6 +27,10 @@ S = CallState
 RESULT = StoredResult(content=({"type": "text", "text": "4 rows, café ☕"},), is_error=False)
 ERROR = StoredResult(content=({"type": "text", "text": "boom"},), is_error=True)
 IN_DOUBT = StoredResult(content=({"type": "text", "text": "outcome unknown"},), is_error=True, in_doubt=True)
+ASKED = ApprovalRecord(ApprovalOutcome.PENDING, requested_at=1000.0, deadline=4600.0)
+DENIED = ApprovalRecord(
+    ApprovalOutcome.DENIED, requested_at=1000.0, deadline=4600.0, by="alice", reason="not today", decided_at=1001.5
+)
 
 
 async def bring_to(journal: Journal, state: CallState, session_id: str = "s", tool_use_id: str = "t") -> None:
@@ -26,6 +40,9 @@ async def bring_to(journal: Journal, state: CallState, session_id: str = "s", to
         assert await journal.abandon(session_id, [tool_use_id]) == 1
         return
     if state is S.RECEIVED:
+        return
+    if state is S.AWAITING_APPROVAL:
+        assert await journal.await_approval(session_id, tool_use_id, ASKED)
         return
     assert await journal.start(session_id, tool_use_id)
     if state is S.STARTED:
@@ -51,9 +68,19 @@ UNFINISHED = frozenset(s for s in S if not s.finished)
 # name: (apply, states it may leave, state it leads to)
 TRANSITIONS: dict[str, tuple[Transition, frozenset[CallState], CallState]] = {
     "start": (lambda j, s, t: j.start(s, t), frozenset({S.RECEIVED}), S.STARTED),
-    "complete": (lambda j, s, t: j.complete(s, t, RESULT), frozenset({S.RECEIVED, S.STARTED}), S.COMPLETED),
-    "complete_in_doubt": (lambda j, s, t: j.complete(s, t, IN_DOUBT), frozenset({S.RECEIVED, S.STARTED}), S.IN_DOUBT),
+    "complete": (
+        lambda j, s, t: j.complete(s, t, RESULT),
+        frozenset({S.RECEIVED, S.AWAITING_APPROVAL, S.STARTED}),
+        S.COMPLETED,
+    ),
+    "complete_in_doubt": (
+        lambda j, s, t: j.complete(s, t, IN_DOUBT),
+        frozenset({S.RECEIVED, S.AWAITING_APPROVAL, S.STARTED}),
+        S.IN_DOUBT,
+    ),
     "requeue": (lambda j, s, t: j.requeue(s, t), frozenset({S.STARTED}), S.RECEIVED),
+    "await_approval": (lambda j, s, t: j.await_approval(s, t, ASKED), frozenset({S.RECEIVED}), S.AWAITING_APPROVAL),
+    "decide": (lambda j, s, t: j.decide(s, t, DENIED), frozenset({S.RECEIVED, S.AWAITING_APPROVAL}), S.RECEIVED),
     "mark_posted": (lambda j, s, t: j.mark_posted(s, [t]), frozenset({S.COMPLETED, S.IN_DOUBT}), S.POSTED),
     "mark_acked": (lambda j, s, t: j.mark_acked(s, t, "e"), frozenset({S.COMPLETED, S.IN_DOUBT, S.POSTED}), S.ACKED),
     "abandon": (lambda j, s, t: j.abandon(s, [t]), UNFINISHED, S.ABANDONED),
@@ -91,6 +118,65 @@ async def test_transitions_on_unknown_calls_do_nothing(journal: Journal) -> None
     assert await journal.abandon("s", ["nope"]) == 0
     assert await journal.get("s", "nope") is None
     assert (await journal.stats()).calls == 0
+
+
+async def test_approval_is_kept_with_the_call_and_parks_it(journal: Journal) -> None:
+    """A parked call cannot start; its decision (outcome, who, when, why) is stored and it may start once approved."""
+    await journal.receive("s", "t", "refund", {"order": 42})
+    assert await journal.await_approval("s", "t", ASKED)
+    assert not await journal.start("s", "t")
+    parked = await journal.get("s", "t")
+    assert parked is not None
+    assert (parked.state, parked.approval) == (S.AWAITING_APPROVAL, ASKED)
+    assert [r.tool_use_id for r in await journal.unfinished("s")] == ["t"]
+    approved = ApprovalRecord(ApprovalOutcome.APPROVED, 1000.0, 4600.0, by="bob", decided_at=1002.0)
+    assert await journal.decide("s", "t", approved)
+    assert await journal.start("s", "t")
+    assert await journal.complete("s", "t", RESULT)
+    await journal.mark_posted("s", ["t"])
+    assert await journal.mark_acked("s", "t", "sevt_echo")
+    record = await journal.get("s", "t")
+    assert record is not None
+    assert (record.state, record.approval) == (S.ACKED, approved)
+
+
+async def test_approval_survives_reopening(backend: Backend) -> None:
+    """A parked call and a recorded decision are still there after close and reopen (durable backends)."""
+    if not backend.durable:
+        pytest.skip("nothing survives close")
+    journal = backend.make()
+    await journal.open()
+    await journal.receive("s", "parked", "refund", {"order": 1})
+    await journal.await_approval("s", "parked", ASKED)
+    await journal.receive("s", "denied", "refund", {"order": 2})
+    await journal.await_approval("s", "denied", ASKED)
+    await journal.decide("s", "denied", DENIED)
+    await journal.close()
+    again = backend.make()
+    await again.open()
+    try:
+        parked, denied = await again.get("s", "parked"), await again.get("s", "denied")
+        assert parked is not None
+        assert denied is not None
+        assert (parked.state, parked.approval) == (S.AWAITING_APPROVAL, ASKED)
+        assert (denied.state, denied.approval) == (S.RECEIVED, DENIED)
+        assert {r.tool_use_id for r in await again.unfinished()} == {"parked", "denied"}
+    finally:
+        await again.close()
+
+
+async def test_decision_inbox_is_read_in_order_after_a_mark(journal: Journal) -> None:
+    """Decisions submitted to the inbox come back oldest first, each once past the last sequence seen."""
+    first = await journal.submit_decision("t1", approve=True, by="alice")
+    second = await journal.submit_decision("t2", approve=False, by="bob", reason="no", session_id="s")
+    assert second > first > 0
+    found = await journal.decisions()
+    assert [(d.tool_use_id, d.approve, d.by, d.reason, d.session_id) for d in found] == [
+        ("t1", True, "alice", None, None),
+        ("t2", False, "bob", "no", "s"),
+    ]
+    assert [d.seq for d in await journal.decisions(after=first)] == [second]
+    assert await journal.decisions(after=second) == []
 
 
 async def test_receive_records_a_call_once(journal: Journal) -> None:

@@ -14,7 +14,7 @@ from bridge.journal import CallState, SqliteJournal, StoredResult
 pytestmark = pytest.mark.anyio
 
 APPLICATION_ID = 0x54424A4C
-CURRENT = 2
+CURRENT = 3
 
 # The version-1 layout exactly as it shipped, frozen here so a change to the migrations cannot silently rewrite it.
 V1 = f"""
@@ -96,7 +96,7 @@ async def test_newer_schema_is_refused_and_left_untouched(tmp_path: Path) -> Non
     path = tmp_path / "journal.db"
     write(path, V1.replace("PRAGMA user_version = 1;", "PRAGMA user_version = 7;"))
     before = path.read_bytes()
-    with pytest.raises(JournalSchemaError, match=r"schema version 7.*up to 2"):
+    with pytest.raises(JournalSchemaError, match=r"schema version 7.*up to 3"):
         await SqliteJournal(path).open()
     assert path.read_bytes() == before
     assert pragma(path, "journal_mode") == "delete", "not even switched to WAL"
