@@ -32,6 +32,8 @@ from .runtime import (
     Latency,
     Limits,
     PendingApproval,
+    PostEvent,
+    PostOutcome,
     Timeouts,
 )
 from .tools import (
@@ -93,6 +95,8 @@ __all__ = [
     "LintReport",
     "OperatorError",
     "PendingApproval",
+    "PostEvent",
+    "PostOutcome",
     "SessionNotFoundError",
     "SyncResult",
     "Timeouts",

@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client.parser import text_string_to_metric_families
 
-from bridge import Bridge, ToolError, Toolset, tool
+from bridge import Bridge, PostEvent, PostOutcome, ToolError, Toolset, tool
 from bridge.cli._health import HealthServer
 from bridge.telemetry import OpenTelemetrySpans, PrometheusMetrics
 from bridge.testing import AgentTurn, Emulator
@@ -146,3 +146,61 @@ async def test_each_tool_call_is_one_execute_tool_span_with_genai_attributes() -
     assert ok.start_time is not None
     assert ok.end_time is not None
     assert ok.start_time <= ok.end_time
+
+
+async def test_each_result_post_is_one_span_linked_to_the_calls_it_answered() -> None:
+    """One `POST user.custom_tool_result` span per POST: session, results, ids, outcome, retries; links to the calls."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    spans = OpenTelemetrySpans(provider)
+
+    def attach(bridge: Bridge) -> None:
+        bridge.add_listener(spans.observe)
+        bridge.add_post_listener(spans.observe_post)
+
+    session_id = await serve_one_turn(attach)
+    finished = exporter.get_finished_spans()
+    calls = {span.context.span_id: span for span in finished if span.name.startswith("execute_tool ")}
+    posts = [span for span in finished if span.name == "POST user.custom_tool_result"]
+    assert len(calls) == 2
+    assert posts
+    posted_ids: list[str] = []
+    for post in posts:
+        assert post.kind is SpanKind.CLIENT
+        assert post.attributes is not None
+        assert post.attributes["gen_ai.conversation.id"] == session_id
+        assert post.attributes["tool_bridge.post.outcome"] == "posted"
+        assert post.attributes["tool_bridge.post.retries"] == 0
+        assert post.attributes["tool_bridge.post.found"] == 0
+        ids = list(post.attributes["tool_bridge.post.tool_call_ids"])  # type: ignore[arg-type]
+        assert post.attributes["tool_bridge.post.results"] == len(ids)
+        linked = [calls[link.context.span_id] for link in post.links]
+        assert sorted(str(span.attributes["gen_ai.tool.call.id"]) for span in linked if span.attributes) == sorted(ids)
+        assert post.status.status_code is StatusCode.UNSET
+        assert post.start_time is not None
+        assert post.end_time is not None
+        assert post.start_time <= post.end_time
+        posted_ids += ids
+    call_ids = sorted(str(span.attributes["gen_ai.tool.call.id"]) for span in calls.values() if span.attributes)
+    assert sorted(posted_ids) == call_ids
+    assert repr(spans) == "OpenTelemetrySpans(open=0, awaiting_post=0)"
+
+
+async def test_a_failed_post_span_is_an_error_with_its_outcome() -> None:
+    """A rejected POST's span has `error.type` = rejected and an ERROR status carrying the API's reason."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    spans = OpenTelemetrySpans(provider)
+    spans.observe_post(PostEvent("sesn_1", ("sevt_1",), PostOutcome.REJECTED, 2, 0.25, detail="400 invalid content"))
+    (post,) = exporter.get_finished_spans()
+    assert post.attributes is not None
+    assert post.attributes["error.type"] == "rejected"
+    assert post.attributes["tool_bridge.post.retries"] == 2
+    assert post.status.status_code is StatusCode.ERROR
+    assert post.status.description == "400 invalid content"
+    assert post.start_time is not None
+    assert post.end_time is not None
+    assert post.end_time - post.start_time == 250_000_000
+    assert list(post.links) == []

@@ -22,6 +22,9 @@ path = ".bridge/journal.db"
 [health]
 port = 9464                           # also serves /approvals when [approvals] http_token is set
 
+[telemetry]
+otel = true                           # like `bridge run --otel`: OpenTelemetry spans, exported as OTEL_* says
+
 [approvals]                           # calls whose policy says "ask" wait for a decision (see README)
 timeout = 3600                        # seconds a parked call waits; then:
 on_timeout = "deny"                   # ... "deny" (default) or "allow"
@@ -89,6 +92,7 @@ _TOP_KEYS = (
     "health",
     "mcp",
     "approvals",
+    "telemetry",
     "toolsets",
 )
 _APPROVAL_KEYS = ("timeout", "on_timeout", "poll_interval", "http_token", "tools")
@@ -203,6 +207,7 @@ class Config:
     journal: JournalSpec = field(default_factory=JournalSpec)
     health_port: int | None = None
     health_host: str | None = None
+    otel: bool = False
     approvals: ApprovalsSpec = field(default_factory=ApprovalsSpec)
     api_key: Secret | None = None
     base_url: str | None = None
@@ -272,6 +277,13 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str], *, source:
     port = checker.port(health, "health.port")
     host = checker.string(health, "health.host")
 
+    telemetry = checker.table(data, "telemetry")
+    checker.unknown(telemetry, "telemetry", ("otel",))
+    otel = telemetry.get("otel", False)
+    if not isinstance(otel, bool):
+        checker.problem("telemetry.otel", f"must be true or false, got {otel!r}")
+        otel = False
+
     mcp_serve = checker.mcp_serve(checker.table(data, "mcp"))
     approvals = checker.approvals(checker.table(data, "approvals"))
 
@@ -291,6 +303,7 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str], *, source:
         journal=JournalSpec(backend, Path(journal_path) if journal_path else None),  # type: ignore[arg-type]
         health_port=port,
         health_host=host,
+        otel=otel,
         approvals=approvals,
         api_key=api_key,
         base_url=base_url,

@@ -42,6 +42,7 @@ from ._config import build_limits
 from ._console import Console, format_status, live_console
 from ._fleet import FleetMember, FleetPlan, is_postgres_url, make_budget, serve_webhooks
 from ._health import HealthServer
+from ._otel import configure_tracing
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
@@ -85,6 +86,7 @@ class ServePlan:
     approval: ApprovalPolicy | None = None  # bridge.toml's [approvals.tools] patterns, as one policy
     approvals: ApprovalSettings = dataclasses.field(default_factory=ApprovalSettings)
     approvals_token: str | None = dataclasses.field(default=None, repr=False)
+    tracer_provider: Any = dataclasses.field(default=None, repr=False)  # --otel: spans of calls and POSTs go here
 
 
 async def run_daemon(
@@ -127,6 +129,7 @@ async def run_daemon(
     budget = make_budget(fleet, leases.db if leases is not None else None)
     health_port = args.health_port if args.health_port is not None else config.health_port
     approval, approval_settings = approval_plan(config.approvals)
+    tracer_provider = configure_tracing(environ) if getattr(args, "otel", False) or config.otel else None
     plan = ServePlan(
         sessions=sessions,
         agent=agent,
@@ -140,16 +143,21 @@ async def run_daemon(
         approval=approval,
         approvals=approval_settings,
         approvals_token=config.approvals.http_token.reveal() if config.approvals.http_token else None,
+        tracer_provider=tracer_provider,
     )
     http_client = None
     if budget is not None or leases is not None:
         may_post = None if leases is None else (lambda session_id: leases.token(session_id) is not None)
         http_client = fleet_http_client(budget=budget, may_post=may_post)
     instance = leases.owner_id if leases is not None else None
-    async with make_client(args, config, environ, http_client=http_client, instance=instance) as client:
-        return await serve(
-            client, toolset, journal, plan, console=live_console(), leases=leases, budget=budget, threads=threads
-        )
+    try:
+        async with make_client(args, config, environ, http_client=http_client, instance=instance) as client:
+            return await serve(
+                client, toolset, journal, plan, console=live_console(), leases=leases, budget=budget, threads=threads
+            )
+    finally:
+        if tracer_provider is not None:  # flush the last spans
+            await anyio.to_thread.run_sync(tracer_provider.shutdown, abandon_on_cancel=True)
 
 
 async def serve(
@@ -228,6 +236,12 @@ async def _serve(
             threads = threads or AbandonedThreads()
             threads.sync_tools = {tool.name for tool in toolset if not tool.is_async}
             bridge.add_listener(threads.observe)
+            if plan.tracer_provider is not None:
+                from ..telemetry import OpenTelemetrySpans
+
+                spans = OpenTelemetrySpans(plan.tracer_provider)
+                bridge.add_listener(spans.observe)
+                bridge.add_post_listener(spans.observe_post)
             member = None
             if leases is not None:
                 member = FleetMember(bridge, leases, client, agent=plan.agent, poll_interval=plan.timeouts.agent_poll)

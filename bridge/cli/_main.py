@@ -158,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--health-port", type=_port, metavar="PORT", help="serve /healthz and /metrics (0: any free port)")
     run.add_argument("--health-host", metavar="HOST", help="interface for --health-port (default: 127.0.0.1)")
     run.add_argument(
+        "--otel",
+        action="store_true",
+        help="OpenTelemetry spans of every call and result POST, exported as the OTEL_* variables say (OTLP by "
+        "default; needs: pip install 'tool-bridge[otlp]')",
+    )
+    run.add_argument(
         "--gc-threshold",
         action=argparse.BooleanOptionalAction,
         default=True,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._approvals import Approvals, ApprovalSettings, PendingApproval
 from ._limits import Limits, Timeouts
-from ._observe import BridgeStats, CallEvent, CallEventKind, Latency
+from ._observe import BridgeStats, CallEvent, CallEventKind, Latency, PostEvent, PostOutcome
 from ._scheduler import Outcome, OutcomeKind, Scheduler, Ticket  # for bridge.mcp, which runs calls without a Bridge
 
 if TYPE_CHECKING:
@@ -27,6 +27,8 @@ __all__ = [
     "Latency",
     "Limits",
     "PendingApproval",
+    "PostEvent",
+    "PostOutcome",
     "Timeouts",
 ]
 __all__ += ["Outcome", "OutcomeKind", "Scheduler", "Ticket"]

@@ -30,7 +30,7 @@ from ._approvals import Approvals, ApprovalSettings
 from ._events import AgentMessage, Deleted, Event, Idle, RequiresAction, Terminated, TextBlock, UserMessage, type_name
 from ._executor import ServeOptions
 from ._limits import Limits, Timeouts
-from ._observe import BridgeStats, CallEvent, CallEventKind, CallListener, Counter, Latency, Observer
+from ._observe import BridgeStats, CallEvent, CallEventKind, CallListener, Counter, Latency, Observer, PostListener
 from ._pools import StreamPools
 from ._retry import Attempts, Retry, post_once
 from ._runner import Services, SessionRunner
@@ -61,6 +61,7 @@ class Bridge:
             pending for another client that serves it.
         log_inputs: Include tool inputs in debug log records (off by default: inputs may hold personal data).
         on_call: Called with every `CallEvent` (started, finished, failed, timed out, cancelled, ...).
+        on_post: Called with a `PostEvent` after every result POST (its batch, outcome, retries and duration).
         approval: The approval policy of tools whose tool and toolset set none (`"allow"`, `"deny"`, `"ask"`, an
             `Approval` or a function; see `Approval`). Unset everywhere allows. Decide parked calls through
             `bridge.approvals`.
@@ -88,6 +89,7 @@ class Bridge:
         stream_client: AsyncAnthropic | None = None,
         approval: ApprovalPolicy | None = None,
         approvals: ApprovalSettings | None = None,
+        on_post: PostListener | None = None,
     ) -> None:
         self.client = client
         self._stream_client = stream_client
@@ -106,6 +108,8 @@ class Bridge:
         self._observer = Observer()
         if on_call is not None:
             self._observer.add_listener(on_call)
+        if on_post is not None:
+            self._observer.add_post_listener(on_post)
         self._scheduler = Scheduler(self.limits, on_released=self._released)
         self._runners: dict[str, SessionRunner] = {}
         self._services: Services | None = None
@@ -358,6 +362,10 @@ class Bridge:
     def add_listener(self, listener: CallListener) -> Callable[[], None]:
         """Receive every `CallEvent` from now on; returns a function that unsubscribes."""
         return self._observer.add_listener(listener)
+
+    def add_post_listener(self, listener: PostListener) -> Callable[[], None]:
+        """Receive a `PostEvent` after every result POST from now on; returns a function that unsubscribes."""
+        return self._observer.add_post_listener(listener)
 
     def stats(self) -> BridgeStats:
         """Counts and latencies of the whole bridge (cheap; call it as often as you like)."""

@@ -1,9 +1,9 @@
-"""What the runtime tells the outside world: per-call events, `stats()`, and structured log records.
+"""What the runtime tells the outside world: per-call events, per-POST events, `stats()`, and structured log records.
 
-Call events are plain frozen records handed to listeners synchronously, on the event loop: a listener must be quick
-and must not raise (an exception is logged and swallowed, so observability can never break serving). Log records
-carry `session_id`, `tool_use_id` and `tool` as `extra` fields so a JSON log formatter picks them up; tool inputs are
-never logged unless the bridge is built with `log_inputs=True`.
+Call events and post events are plain frozen records handed to listeners synchronously, on the event loop: a
+listener must be quick and must not raise (an exception is logged and swallowed, so observability can never break
+serving). Log records carry `session_id`, `tool_use_id` and `tool` as `extra` fields so a JSON log formatter picks them
+up; tool inputs are never logged unless the bridge is built with `log_inputs=True`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BridgeStats", "CallEvent", "CallEventKind", "CallListener", "Counter", "Latency"]
+__all__ = [
+    "BridgeStats",
+    "CallEvent",
+    "CallEventKind",
+    "CallListener",
+    "Counter",
+    "Latency",
+    "PostEvent",
+    "PostListener",
+    "PostOutcome",
+]
 
 logger = logging.getLogger("bridge")
 
@@ -64,6 +74,42 @@ class CallEvent:
 
 
 CallListener = Callable[[CallEvent], None]
+
+
+class PostOutcome(enum.StrEnum):
+    """What became of one result POST (all its attempts)."""
+
+    POSTED = "posted"  # the API stored the results (some may have been found stored by a failed attempt instead)
+    FOUND = "found"  # a failed attempt had stored them after all: found in the session history, not sent again
+    UNWANTED = "unwanted"  # nothing left to send: the session no longer waits for these results
+    REJECTED = "rejected"  # the API refused the request (4xx): the poster splits the batch or replaces the result
+    FAILED = "failed"  # a fatal error (access refused, session gone) ended it
+
+
+@dataclass(frozen=True)
+class PostEvent:
+    """One result POST of a session: one batch of results, every attempt it took, and what became of it.
+
+    Attributes:
+        session_id: The session posted to.
+        tool_use_ids: The calls whose results the batch carried.
+        outcome: What became of it.
+        retries: Attempts after the first (transient failures waited out).
+        duration: Seconds from the first attempt to the outcome, history checks and backoff included.
+        found: Of `tool_use_ids`, those found already stored in the session history (not sent again).
+        detail: The error, for `REJECTED` and `FAILED`.
+    """
+
+    session_id: str
+    tool_use_ids: tuple[str, ...]
+    outcome: PostOutcome
+    retries: int
+    duration: float
+    found: tuple[str, ...] = ()
+    detail: str | None = None
+
+
+PostListener = Callable[[PostEvent], None]
 
 
 @dataclass(frozen=True)
@@ -170,6 +216,7 @@ class Observer:
         self.answer_durations: deque[float] = deque(maxlen=window)
         self._received_at: dict[tuple[str, str], float] = {}
         self._listeners: list[CallListener] = []
+        self._post_listeners: list[PostListener] = []
 
     def add_listener(self, listener: CallListener) -> Callable[[], None]:
         """Subscribe to call events; returns a function that unsubscribes."""
@@ -180,6 +227,29 @@ class Observer:
                 self._listeners.remove(listener)
 
         return remove
+
+    def add_post_listener(self, listener: PostListener) -> Callable[[], None]:
+        """Subscribe to post events; returns a function that unsubscribes."""
+        self._post_listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._post_listeners:
+                self._post_listeners.remove(listener)
+
+        return remove
+
+    @property
+    def watches_posts(self) -> bool:
+        """Whether anyone listens to post events (without a listener the poster does not even time its posts)."""
+        return bool(self._post_listeners)
+
+    def emit_post(self, event: PostEvent) -> None:
+        """Hand `event` to every post listener (one that raises is logged and ignored)."""
+        for listener in list(self._post_listeners):
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("post listener %r raised; ignored", listener)
 
     def count(self, counter: Counter, n: int = 1) -> None:
         self.counters[counter] += n

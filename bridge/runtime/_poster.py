@@ -16,6 +16,7 @@ why, so the session is never left waiting; rejected again, it is reported `Rejec
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,7 +30,7 @@ from ..journal import Journal, StoredResult
 from ._calls import Posted, Rejected
 from ._events import Event, ToolResult, type_name
 from ._limits import Limits, Timeouts
-from ._observe import CallEvent, CallEventKind, Counter, Observer, log_extra
+from ._observe import CallEvent, CallEventKind, Counter, Observer, PostEvent, PostOutcome, log_extra
 from ._retry import Attempts, Retry, post_once
 from ._sdk import Failure, classify, describe
 
@@ -210,22 +211,34 @@ class Poster:
             log_extra(self.session_id),
             on_retry=lambda: self._observer.count(Counter.POST_RETRIES),
         )
-        delivery = await post_once(
-            batch,
-            session_id=self.session_id,
-            send=self._send_events,
-            history=self._history,
-            event=Outgoing.event,
-            stored_as=_result_for,
-            key=lambda item: item.tool_use_id,
-            since=min((item.since for item in batch if item.since is not None), default=None),
-            history_types=[type_name(ToolResult)],
-            attempts=attempts,
-            requests=self._requests,
-            request_timeout=self._timeouts.request,
-            keep=lambda item: self._wanted(item.tool_use_id),
-            unsure=any(item.tool_use_id in self._unsure for item in batch),
-        )
+        watched = self._observer.watches_posts  # without a post listener, nothing is timed or built
+        started = time.monotonic() if watched else 0.0
+        try:
+            delivery = await post_once(
+                batch,
+                session_id=self.session_id,
+                send=self._send_events,
+                history=self._history,
+                event=Outgoing.event,
+                stored_as=_result_for,
+                key=lambda item: item.tool_use_id,
+                since=min((item.since for item in batch if item.since is not None), default=None),
+                history_types=[type_name(ToolResult)],
+                attempts=attempts,
+                requests=self._requests,
+                request_timeout=self._timeouts.request,
+                keep=lambda item: self._wanted(item.tool_use_id),
+                unsure=any(item.tool_use_id in self._unsure for item in batch),
+            )
+        except Exception as exc:
+            if watched:
+                outcome = PostOutcome.REJECTED if classify(exc) is Failure.REJECTED else PostOutcome.FAILED
+                self._report(batch, outcome, attempts.count, started, detail=describe(exc))
+            raise
+        if watched:
+            found = tuple(item.tool_use_id for item, _ in delivery.landed)
+            outcome = PostOutcome.POSTED if delivery.posted else PostOutcome.FOUND if found else PostOutcome.UNWANTED
+            self._report(batch, outcome, attempts.count, started, found=found)
         self._unsure.difference_update(item.tool_use_id for item in batch)
         self._unsure.update(item.tool_use_id for item in delivery.unsure)
         outcomes: list[PosterOutcome] = []
@@ -271,6 +284,20 @@ class Poster:
             fallback=True,
         )
         return await self.post([fallback])
+
+    def _report(
+        self,
+        batch: list[Outgoing],
+        outcome: PostOutcome,
+        retries: int,
+        started: float,
+        *,
+        found: tuple[str, ...] = (),
+        detail: str | None = None,
+    ) -> None:
+        ids = tuple(item.tool_use_id for item in batch)
+        duration = time.monotonic() - started
+        self._observer.emit_post(PostEvent(self.session_id, ids, outcome, retries, duration, found, detail))
 
     def _emit(self, item: Outgoing, kind: CallEventKind, detail: str | None = None) -> None:
         self._observer.emit(

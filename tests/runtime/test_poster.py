@@ -14,7 +14,7 @@ from bridge import Limits, Timeouts
 from bridge.journal import MemoryJournal, StoredResult
 from bridge.runtime._calls import Posted, Rejected
 from bridge.runtime._events import Idle, ToolUse, blocked_on
-from bridge.runtime._observe import Counter, Observer
+from bridge.runtime._observe import Counter, Observer, PostEvent, PostOutcome
 from bridge.runtime._poster import Outgoing, Poster
 from bridge.testing import Emulator, ScriptedAgent
 
@@ -120,3 +120,55 @@ async def test_a_rejected_result_is_replaced_once_then_reported_rejected() -> No
         assert len(outcomes) == 1
         assert isinstance(outcomes[0], Rejected)
         assert p.results() == []
+
+
+async def test_each_post_is_reported_once_with_its_outcome_and_retries() -> None:
+    """A post listener gets one PostEvent per POST: a lost response is one retry, found in the history, not re-sent."""
+    async with pending_calls(2) as p:
+        poster, observer = p.poster()
+        events: list[PostEvent] = []
+        observer.add_post_listener(events.append)
+        first, second = p.uses
+        p.api.control.drop_responses(EVENTS_ROUTE, 1)
+        await poster.post([p.item(first)])
+        await poster.post([p.item(second)])
+        found, posted = events
+        assert (found.outcome, found.tool_use_ids, found.found, found.retries) == (
+            PostOutcome.FOUND,
+            (first.id,),
+            (first.id,),
+            1,
+        )
+        assert (posted.outcome, posted.tool_use_ids, posted.found, posted.retries) == (
+            PostOutcome.POSTED,
+            (second.id,),
+            (),
+            0,
+        )
+        assert found.session_id == posted.session_id == p.session_id
+        assert found.duration >= 0
+        assert posted.detail is None
+
+
+async def test_a_rejected_post_is_reported_rejected_with_the_reason() -> None:
+    """Each rejected attempt (the result, then its text-only replacement) is a REJECTED PostEvent naming the error."""
+    async with pending_calls(1) as p:
+        poster, observer = p.poster()
+        events: list[PostEvent] = []
+        observer.add_post_listener(events.append)
+        p.api.control.fail_next(EVENTS_ROUTE, [400, 400])
+        await poster.post([p.item(p.uses[0])])
+        assert [e.outcome for e in events] == [PostOutcome.REJECTED, PostOutcome.REJECTED]
+        assert all(e.detail and "400" in e.detail for e in events)
+
+
+async def test_without_a_post_listener_nothing_is_built() -> None:
+    """No post listener: the poster does not build PostEvents (the no-telemetry path costs nothing)."""
+    async with pending_calls(1) as p:
+        poster, observer = p.poster()
+        assert not observer.watches_posts
+        built: list[Any] = []
+        poster._report = lambda *args, **kwargs: built.append(args)  # type: ignore[method-assign]
+        await poster.post([p.item(p.uses[0])])
+        assert built == []
+        assert len(p.results()) == 1
