@@ -166,17 +166,25 @@ class Worker:
 
     @classmethod
     async def start(
-        cls, side: str, api: Emulator, *, connections: int = 0, backend: str = "asyncio", daemon_gc: bool = False
+        cls,
+        side: str,
+        api: Emulator,
+        *,
+        connections: int = 0,
+        backend: str = "asyncio",
+        daemon_gc: bool = False,
+        python: str | None = None,
+        args: tuple[str, ...] = (),
     ) -> Worker:
-        """Start a worker process for `side`.
+        """Start a worker process for `side` (on `python`, default this interpreter, with `args` added).
 
         `daemon_gc` gives the worker the garbage-collector threshold `bridge run` sets for itself
         (`bridge.cli._daemon.GC_THRESHOLD`); the fleet workload starts both sides that way, so neither pays for Python's
         default collections on a heap of 1,000 sessions and the comparison stays like for like.
         """
         command = [
-            sys.executable, "-m", "bench._worker", "--side", side, "--base-url", api.base_url,
-            "--api-key", api.api_key, "--backend", backend, "--connections", str(connections),
+            python or sys.executable, "-m", "bench._worker", "--side", side, "--base-url", api.base_url,
+            "--api-key", api.api_key, "--backend", backend, "--connections", str(connections), *args,
             *os.environ.get("BENCH_WORKER_ARGS", "").split(),
         ]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}

@@ -34,8 +34,31 @@ def _turn_cell(arm: dict[str, Any] | None) -> str:
 def _row(key: str, result: dict[str, Any]) -> list[str]:
     name = f"{NAMES.get(key, key)}. {result.get('title', key)}"
     if "error" in result:
-        return [name, "failed", "failed", "n/a", "", "n/a", ""]
-    return [*_cells(name, result), _floor_cell(result)]
+        return [name, "failed", "failed", "n/a", "", "n/a", "", "", ""]
+    return [*_cells(name, result), _floor_cell(result), *_newest_cells(result)]
+
+
+def _newest_cells(result: dict[str, Any]) -> list[str]:
+    """The newest SDK's arm at its best setting, and SDK time / bridge time for it (turn workloads), else blank."""
+    arm = result.get("arms", {}).get("sdk_newest") if result.get("kind") == "turn" else None
+    if not arm:
+        return ["", ""]
+    ratio = result.get("newest_ratio", float("nan"))
+    return [_turn_cell(arm), f"**{ratio:.1f}x**" if _ok(ratio) else "n/a"]
+
+
+def sdk_line(report: dict[str, Any]) -> str:
+    """Which `anthropic` each SDK arm's worker imported, and how its runner was set."""
+    labels = {"sdk": "oldest supported", "sdk_newest": "newest"}
+    parts = []
+    for label, sdk in report.get("sdks", {}).items():
+        if "skipped" in sdk:
+            parts.append(f"{labels.get(label, label)}: not run ({sdk['skipped']})")
+        else:
+            parts.append(
+                f"{labels.get(label, label)}: anthropic {sdk['anthropic']}, `tool_runner` with {sdk['runner']}"
+            )
+    return "; ".join(parts)
 
 
 def _floor_cell(result: dict[str, Any]) -> str:
@@ -185,7 +208,13 @@ def render(report: dict[str, Any]) -> str:
     """The markdown report: machine, the comparison table, then the details behind each row."""
     workloads = report["workloads"]
     rows = [_row(key, result) for key, result in workloads.items()]
-    header = ["workload", "SDK `tool_runner`", "tool-bridge", "ratio", "target", "met", "bridge / floor"]
+    sdks = report.get("sdks", {})
+    oldest = sdks.get("sdk", {}).get("anthropic")
+    sdk = f"SDK {oldest} `tool_runner`" if oldest else "SDK `tool_runner`"
+    header = [
+        *("workload", sdk, "tool-bridge", "ratio", "target", "met", "bridge / floor"),
+        *("newest SDK `tool_runner`, best setting", "ratio (newest)"),
+    ]
     details = [line for key, result in workloads.items() for line in _details(key, result)]
     return "\n".join(
         [
@@ -193,12 +222,15 @@ def render(report: dict[str, Any]) -> str:
             "",
             f"Machine: {machine_line(report)}",
             "",
+            *([f"SDK arms: {sdk_line(report)}.", ""] if sdks else []),
             _table(rows, header),
             "",
             "Ratios are SDK time / bridge time for the same work (= throughput ratio), medians over alternating "
             "repetitions; times are the agent's, from emitting a turn's calls to receiving the last result. "
             "Bridge / floor is bridge time / the time of an ideal client on the same emulator (one POST per idle, "
-            "no tool code; the 50 ms tool's time waited once), aim <= 1.15.",
+            "no tool code; the 50 ms tool's time waited once), aim <= 1.15. The newest SDK runs at its best setting "
+            "(`max_concurrent_calls=None`), which lets calls of different session threads run at once; calls of one "
+            "thread, as in these turns, it still runs one at a time.",
             "",
             *details,
         ]

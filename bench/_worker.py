@@ -115,13 +115,34 @@ def make_client(connections: int | None) -> Any:
     return AsyncAnthropic(base_url=ARGS.base_url, api_key=ARGS.api_key, max_retries=2, **options)
 
 
+def runner_options(client: Any) -> dict[str, Any]:
+    """The `tool_runner` options of `--runner-setting`: none for `default`; for `best`, every option this SDK's runner
+    has for running calls at once, turned all the way up (`max_concurrent_calls=None`: no limit)."""
+    if ARGS.runner_setting != "best":
+        return {}
+    import inspect
+
+    parameters = inspect.signature(client.beta.sessions.events.tool_runner).parameters
+    return {"max_concurrent_calls": None} if "max_concurrent_calls" in parameters else {}
+
+
+def describe_sdk(client: Any) -> dict[str, Any]:
+    """Which SDK this worker imported, and the runner options it uses (the report prints both)."""
+    import anthropic
+
+    options = runner_options(client) if ARGS.side == "sdk" else {}
+    setting = ", ".join(f"{key}={value!r}" for key, value in options.items()) or "defaults"
+    return {"anthropic": anthropic.__version__, "runner": setting}
+
+
 async def serve_sdk(client: Any, sessions: list[str], kind: ToolKind, stop: anyio.Event, tally: Tally) -> None:
     """The competitor as its docs show it: one `tool_runner` per session, drained until told to stop."""
     tools = sdk_tools(kind)
+    options = runner_options(client)
 
     async def one(session_id: str) -> None:
         own = make_client(4) if ARGS.pool_per_session else client
-        runner = own.beta.sessions.events.tool_runner(session_id, tools=tools, max_idle=None)
+        runner = own.beta.sessions.events.tool_runner(session_id, tools=tools, max_idle=None, **options)
         async for call in runner:
             tally.dispatched += 1
             if call.is_error or not call.posted:
@@ -224,7 +245,7 @@ def say(message: dict[str, Any]) -> None:
 
 async def main() -> None:
     client = make_client(ARGS.connections)
-    say({"ready": True, "rss_kb": rss_kb(), "pid": os.getpid()})
+    say({"ready": True, "rss_kb": rss_kb(), "pid": os.getpid(), **describe_sdk(client)})
     async with client, anyio.create_task_group() as tg:
         stop: anyio.Event | None = None
         done: anyio.Event | None = None
@@ -298,6 +319,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
     parser.add_argument("--connections", type=int, default=0, help="connection pool size (0: the SDK's default)")
     parser.add_argument("--pool-per-session", action="store_true", help="(investigation) one HTTP pool per session")
+    parser.add_argument(
+        "--runner-setting",
+        choices=["default", "best"],
+        default="default",
+        help="the SDK side's tool_runner: as its docs show it, or with its concurrency options at their best",
+    )
     return parser.parse_args(argv)
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from bench._context import Context, bridge_available
-from bench._host import Worker
 from bench._measure import median, percentile
 from bench._tools import SLEEP_SECONDS
 from bench._worker import cpu_seconds
@@ -38,7 +37,7 @@ Mode = Literal["steady", "burst"]
 async def fleet_once(ctx: Context, side: str, size: int, mode: Mode, timeout: float) -> dict[str, Any]:  # noqa: ASYNC109
     """Serve `size` fresh sessions from one fresh `side` worker and time their calls."""
     host, recorder = ctx.host, ctx.host.recorder
-    worker = await Worker.start(side, host.api, connections=2 * size + 100, backend=ctx.backend, daemon_gc=True)
+    worker = await ctx.start_worker(side, connections=2 * size + 100, daemon_gc=True)
     try:
         (warm,) = await host.new_sessions(1)
         await worker.call({"op": "serve", "sessions": [warm]})

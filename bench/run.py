@@ -10,6 +10,10 @@ How it measures:
     * The emulator (`bridge.testing.Emulator`, the real HTTP API surface on 127.0.0.1) runs in this process; each side
       runs in its own worker process (`bench/_worker.py`), the SDK's `tool_runner` with `@beta_async_tool` /
       `@beta_tool` tools, or our `Bridge` with the same tools as `@tool`. Both use the same `AsyncAnthropic` setup.
+    * Two SDK arms (`bench/_sdks.py`): the oldest `anthropic` we support (2.10, the ratios' baseline) as its docs show
+      it, and the newest at its best setting (`max_concurrent_calls=None`), each in a worker on an interpreter that
+      has that SDK (a cached venv made on first use when this one has another). Workloads 1-3 and 2s run both (1
+      not under `--quick`: the newest arm costs it 10 s a repetition); the report prints each arm's version.
     * Workloads 1-3 also time a third arm, the floor (`bench/turns.py`): an ideal client, one stream and one POST per
       `requires_action` idle, no tool code; the report gives bridge time / floor time.
     * Time is the agent's: the scripted agent reads the clock when it emits a turn's calls and when the last result
@@ -117,6 +121,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "backend": args.backend,
         "seconds": time.perf_counter() - started,
         "machine": machine,
+        "sdks": ctx.sdks,
         "workloads": results,
     }
 

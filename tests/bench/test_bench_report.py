@@ -93,3 +93,34 @@ def test_the_report_prints_tables_and_json_only_when_asked(tmp_path: Path, capsy
     output(report, parse_args(["--quick", "--json", str(tmp_path / "r.json")]))
     assert capsys.readouterr().out == table
     assert json.loads((tmp_path / "r.json").read_text())["command"] == "python bench/run.py"
+
+
+def test_the_report_renders_both_sdk_arms_and_their_versions() -> None:
+    """The oldest supported SDK and the newest at its best setting both appear, each with the version its worker ran."""
+    report = _report(0.5, 0.05)
+    workload = report["workloads"]["w2"]
+    workload["arms"]["sdk_newest"] = summarize([Sample(0.4, 200, 0.1, 200, 1, 0, 0)])
+    workload["newest_ratio"] = 0.4 / 0.05
+    report["sdks"] = {
+        "sdk": {"anthropic": "2.10.0", "runner": "defaults"},
+        "sdk_newest": {"anthropic": "2.16.0", "runner": "max_concurrent_calls=None"},
+    }
+    text = render(report)
+    assert "| workload | SDK 2.10.0 `tool_runner` | tool-bridge |" in text
+    assert "newest SDK `tool_runner`, best setting | ratio (newest) |" in text
+    assert (
+        "SDK arms: oldest supported: anthropic 2.10.0, `tool_runner` with defaults; "
+        "newest: anthropic 2.16.0, `tool_runner` with max_concurrent_calls=None." in text
+    )
+    row = next(line for line in text.splitlines() if line.startswith("| 2. "))
+    assert row.count("200 POSTs") == 1, "the newest arm's cell stands beside the 2.10 arm's"
+    assert "**10.0x**" in row
+    assert "**8.0x**" in row
+    assert "sdk_newest: " in text  # its repetitions are in the details too
+
+
+def test_an_sdk_arm_that_could_not_be_set_up_is_named_not_hidden() -> None:
+    """An SDK arm whose venv could not be made is reported as not run, with the reason."""
+    report = _report(0.5, 0.05)
+    report["sdks"] = {"sdk": {"anthropic": "2.10.0", "runner": "defaults"}, "sdk_newest": {"skipped": "no network"}}
+    assert "newest: not run (no network)" in render(report)
