@@ -153,7 +153,8 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 def machine_line(report: dict[str, Any]) -> str:
     m = report["machine"]
-    versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items() if k in ("anthropic", "pydantic", "anyio"))
+    shown = ("pydantic", "anyio") if report.get("sdks") else ("anthropic", "pydantic", "anyio")  # else: "SDK arms"
+    versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items() if k in shown)
     load = m.get("load_before")
     return (
         f"{m['usable_cores']} cores ({m['cpu']}), {m['os']}, {m['python']}, {versions}; workers on "

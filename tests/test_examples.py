@@ -41,11 +41,28 @@ def test_the_readme_quickstart_tool_is_the_one_serve_offline_serves() -> None:
 
 
 def test_the_readme_quotes_benchmark_numbers_from_one_generated_run() -> None:
-    """Benchmark numbers appear only in the block `bench/run.py --readme` writes: no hand-typed ranges elsewhere."""
+    """Benchmark numbers appear only in the block `bench/run.py --readme` writes: no hand-typed ranges elsewhere,
+    in the README or in docs/."""
     readme = (EXAMPLES.parent / "README.md").read_text()
     outside = readme.split("<!-- bench:start -->", 1)[0] + readme.split("<!-- bench:end -->", 1)[1]
+    outside += "".join(doc.read_text() for doc in sorted((EXAMPLES.parent / "docs").glob("*.md")))
     for hand_typed in ("0.6–0.7", "16–21%", "26–34%", "p99 overhead 1.9 s"):
         assert hand_typed not in outside
+
+
+def test_every_docs_page_is_linked_from_the_readme_and_every_link_resolves() -> None:
+    """The README links each docs/ page, and no relative link in the README or docs/ points at a missing file."""
+    import re
+
+    root = EXAMPLES.parent
+    readme = (root / "README.md").read_text()
+    pages = sorted((root / "docs").glob("*.md"))
+    assert pages
+    for page in pages:
+        assert f"](docs/{page.name})" in readme, f"docs/{page.name} is not linked from the README"
+    for source in [root / "README.md", *pages]:
+        for target in re.findall(r"\]\(([^)#:]+?)(?:#[^)]*)?\)", source.read_text()):
+            assert (source.parent / target).exists(), f"{source.name} links to {target}, which does not exist"
 
 
 async def test_mcp_server(anyio_backend: str) -> None:

@@ -25,7 +25,7 @@ port = 9464                           # also serves /approvals when [approvals] 
 [telemetry]
 otel = true                           # like `bridge run --otel`: OpenTelemetry spans, exported as OTEL_* says
 
-[approvals]                           # calls whose policy says "ask" wait for a decision (see README)
+[approvals]                           # calls whose policy says "ask" wait for a decision (see docs/approvals.md)
 timeout = 3600                        # seconds a parked call waits; then:
 on_timeout = "deny"                   # ... "deny" (default) or "allow"
 poll_interval = 1.0                   # how often decisions by `bridge approvals` (another process) are read

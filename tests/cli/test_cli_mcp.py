@@ -112,13 +112,13 @@ def test_tools_lists_mcp_tools_from_bridge_toml(tmp_path: Path) -> None:
     assert json.loads(result.stdout)[0]["input_schema"]["additionalProperties"] is False
 
 
-def test_readme_mcp_config_parses() -> None:
-    """The README's two-server bridge.toml example is a valid config with a stdio and an HTTP server."""
+def test_docs_mcp_config_parses() -> None:
+    """The MCP docs' two-server bridge.toml example is a valid config with a stdio and an HTTP server."""
     import re
 
     from bridge.cli._config import parse_config
 
-    readme = (HERE.parents[1] / "README.md").read_text()
+    readme = (HERE.parents[1] / "docs" / "mcp.md").read_text()
     section = readme[readme.index("## MCP pack") :]
     example = re.search(r"```toml\n(.*?)```", section, re.S)
     assert example is not None
