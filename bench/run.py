@@ -12,8 +12,8 @@ How it measures:
       `@beta_tool` tools, or our `Bridge` with the same tools as `@tool`. Both use the same `AsyncAnthropic` setup.
     * Two SDK arms (`bench/_sdks.py`): the oldest `anthropic` we support (2.10, the ratios' baseline) as its docs show
       it, and the newest at its best setting (`max_concurrent_calls=None`), each in a worker on an interpreter that
-      has that SDK (a cached venv made on first use when this one has another). Workloads 1-3 and 2s run both (1
-      not under `--quick`: the newest arm costs it 10 s a repetition); the report prints each arm's version.
+      has that SDK (a cached venv made on first use when this one has another). Workloads 1-3 and 2s run both
+      (under `--quick` only 3: see `bench/turns.py`); the report prints each arm's version.
     * Workloads 1-3 also time a third arm, the floor (`bench/turns.py`): an ideal client, one stream and one POST per
       `requires_action` idle, no tool code; the report gives bridge time / floor time.
     * Time is the agent's: the scripted agent reads the clock when it emits a turn's calls and when the last result
