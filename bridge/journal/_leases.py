@@ -14,6 +14,10 @@ session twice. Claims are balanced: a process takes at most its fair share, `cei
 processes)`, counting as live every process whose heartbeat is younger than `ttl`; `excess()` names what a process
 holds beyond its share (after a new process joined) so it can drain and `release()` those.
 
+Hand-over is immediate, not after `ttl`: `release()` and `step_down()` (a member leaving: deregistered first, so the
+others' fair share counts it out, then everything released) send a `NOTIFY bridge_leases`, and every member's
+`watch()` (a `LISTEN` on its own connection) wakes its claim loop at once.
+
 The local view is conservative. `token()` answers only until `sent + ttl - margin`, where `sent` is this process's
 monotonic clock *before* the claim or renewal that granted the lease was sent: the database's `expires_at` is later
 than that by at least the round trip, and the margin covers clock-rate drift and a post already on the wire. A
@@ -80,6 +84,8 @@ _RELEASE = (
     "FROM unnest(%(sessions)s::text[], %(fences)s::bigint[]) AS h (session_id, fence) "
     "WHERE l.session_id = h.session_id AND l.fence = h.fence AND l.owner_id = %(me)s"
 )
+_NOTIFY = "SELECT pg_notify('bridge_leases', %(me)s)"
+_DEREGISTER = "DELETE FROM bridge_processes WHERE owner_id = %(me)s"
 _FINISH = (
     "UPDATE bridge_leases SET status = 'done', owner_id = NULL, expires_at = NULL WHERE session_id = ANY(%(sessions)s)"
 )
@@ -182,8 +188,7 @@ class SessionLeases:
             return
         try:
             if release:
-                await self.release(list(self._held))
-                await self._execute("DELETE FROM bridge_processes WHERE owner_id = %(me)s")
+                await self.step_down()
         finally:
             self._open = False
             self._held.clear()
@@ -198,6 +203,10 @@ class SessionLeases:
         if fence is None or self._clock() >= self._valid_until.get(session_id, 0.0):
             return None
         return fence
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
 
     @property
     def held(self) -> dict[str, int]:
@@ -279,6 +288,36 @@ class SessionLeases:
             self._forget(session_id)
         await self._execute(_RELEASE, sessions=sessions, fences=fences)
         self._released += len(sessions)
+        await self._execute(_NOTIFY)  # the others claim them now, not at their next heartbeat
+
+    async def step_down(self) -> None:
+        """Leave the fleet gracefully (stop serving first): deregister, so the others' fair share no longer counts
+        this process, then release every lease; the others are notified and take the sessions over at once."""
+        if not self._open:
+            return
+        await self._execute(_DEREGISTER)
+        await self.release(list(self._held))
+
+    async def watch(self, *, poll: float = 1.0) -> None:
+        """Wake the claim loop (`run`) whenever a member releases sessions (`LISTEN bridge_leases`), until cancelled.
+
+        Runs on its own connection, in a worker thread that waits at most `poll` seconds at a time.
+        """
+        import psycopg
+
+        conn = await anyio.to_thread.run_sync(lambda: psycopg.connect(self.dsn, autocommit=True, connect_timeout=10))
+        try:
+            await anyio.to_thread.run_sync(conn.execute, "LISTEN bridge_leases")
+
+            def wait() -> bool:
+                return any(note.payload != self.owner_id for note in conn.notifies(timeout=poll, stop_after=1))
+
+            while True:
+                if await anyio.to_thread.run_sync(wait, abandon_on_cancel=True):
+                    self._wake.set()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(conn.close)
 
     async def finish(self, session_ids: Iterable[str]) -> None:
         """The sessions ended (terminated or deleted): nobody serves them again."""
