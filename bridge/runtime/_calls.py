@@ -3,7 +3,8 @@
 The table does no I/O. It is fed the session's events (typed SDK models) and the runtime's own news about calls
 (`Completed`, `Posted`, `Rejected`, `PostFenced`, `Shutdown`, `LeaseLost`), and answers with what must happen
 (`Start`, `Cancel`, `Post`, `Withdraw`, `Drop`, `Ack`, `End`); the executor (`_executor.py`) carries the effects out
-against the journal, the scheduler and the poster. The poster asks `wanted()` just before each send, so nothing calls back into the table.
+against the journal, the scheduler and the poster. The poster asks `wanted()` just before each send, so nothing
+calls back into the table.
 
 Each call is in one `Phase`:
 
