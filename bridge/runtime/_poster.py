@@ -289,15 +289,11 @@ class Poster:
         """A fence refused the post: log it once, stop posting, tell the runner."""
         reason = describe(exc)
         if self.fenced is None:
-            logger.warning(
-                "not posting %d result(s): %s; stopping the session at once (its new owner answers it)",
-                len(batch),
-                reason,
-                extra=log_extra(self.session_id),
-            )
             self.fence(reason)
             if self._on_fenced is not None:
-                self._on_fenced(reason)
+                self._on_fenced(reason)  # the runner logs it, once, as it stops the session
+            else:
+                logger.warning("not posting %d result(s): %s", len(batch), reason, extra=log_extra(self.session_id))
         return PostFenced(tuple(item.tool_use_id for item in batch), reason)
 
     async def _rejected(self, item: Outgoing, exc: Exception) -> list[PosterOutcome]:
