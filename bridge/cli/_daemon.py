@@ -300,7 +300,7 @@ async def _serve(
                 )
                 await stop.wait()
                 if member is not None:
-                    member.stopping = True
+                    member.stop()
                 tg.cancel_scope.cancel()
             threads.closing = True
             if shutdown.aborted:

@@ -160,6 +160,8 @@ class SessionLeases:
         self._held: dict[str, int] = {}  # session -> fence
         self._valid_until: dict[str, float] = {}  # session -> local monotonic deadline
         self._wake = anyio.Event()
+        self._renewed = anyio.Event()  # set (and replaced) after every renewal: the verdict `sure()` waits for
+        self.claiming = True  # False once the process leaves the fleet: the loop renews but claims nothing more
         self._open = False
         self._claimed = self._lost = self._released = self._renewals = 0
 
@@ -193,6 +195,7 @@ class SessionLeases:
             self._open = False
             self._held.clear()
             self._valid_until.clear()
+            self._renewed.set()  # nobody waits for a verdict that will not come
             await self.db.close()
 
     # -- the local view ----------------------------------------------------------------------------------------------
@@ -203,6 +206,16 @@ class SessionLeases:
         if fence is None or self._clock() >= self._valid_until.get(session_id, 0.0):
             return None
         return fence
+
+    async def sure(self, session_id: str) -> bool:
+        """Whether this process surely holds the session's lease now. Held but not sure (a renewal is late: the
+        database is slow, or this process was paused), it waits for the next renewal's verdict rather than guess."""
+        while True:
+            if self.token(session_id) is not None:
+                return True
+            if session_id not in self._held or not self._open:
+                return False
+            await self._renewed.wait()
 
     @property
     def is_open(self) -> bool:
@@ -269,6 +282,8 @@ class SessionLeases:
                 self._valid_until[session_id] = sent + self.ttl - self.margin
         for session_id in lost:
             self._forget(session_id)
+        self._renewed.set()
+        self._renewed = anyio.Event()
         if lost:
             self._lost += len(lost)
             _log.warning("lost the lease on %d session(s): %s", len(lost), ", ".join(lost[:5]))
@@ -295,6 +310,7 @@ class SessionLeases:
         this process, then release every lease; the others are notified and take the sessions over at once."""
         if not self._open:
             return
+        self.claiming = False
         await self._execute(_DEREGISTER)
         await self.release(list(self._held))
 
@@ -376,6 +392,6 @@ class SessionLeases:
                 lost = await self.renew()
                 if lost:
                     on_lost(lost)
-            claimed = await self.claim()
+            claimed = await self.claim() if self.claiming else []
             if claimed:
                 on_claimed(claimed)

@@ -166,7 +166,7 @@ class Bridge:
                 timeouts=self.timeouts,
                 options=self._options,
                 approvals=self.approvals,
-                may_post=None if leases is None else (lambda session_id: leases.token(session_id) is not None),
+                lease_check=None if leases is None else leases.sure,
             )
             self._tg.start_soon(self.approvals.poll)
             if self.fleet is not None:
@@ -182,7 +182,7 @@ class Bridge:
             return
         self._closing = True
         if self.fleet is not None:
-            self.fleet.stopping = True
+            self.fleet.stop()
         try:
             await self._drain()
             if self.fleet is not None:

@@ -74,6 +74,11 @@ class FleetMember:
                 self._start_serving(session_id)
             task_status.started()
 
+    def stop(self) -> None:
+        """Claim and serve nothing new (the bridge is leaving the fleet); the heartbeat goes on through the drain."""
+        self.stopping = True
+        self.leases.claiming = False
+
     async def offer(self, session_ids: Iterable[str]) -> None:
         """Ask the fleet to serve these sessions; whichever member has room claims them (this one at once)."""
         if await self.leases.offer(session_ids):

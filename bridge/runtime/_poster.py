@@ -12,8 +12,9 @@ calls' own `processed_at`, after any failure that may have stored the batch. A b
 one bad result cannot block the others; a rejected single result is replaced once by a text-only error that says
 why, so the session is never left waiting; rejected again, it is reported `Rejected`.
 
-Fenced (a fleet): when this process does not surely hold the session's lease, a post is refused before it leaves,
-by `may_post` right before each send or by the fleet's HTTP client at the socket. That is not a failure to retry:
+Fenced (a fleet): when this process does not hold the session's lease, a post is refused before it leaves, by
+`lease_check` right before each send (which, when the lease is held but not sure, waits for the next renewal's
+verdict) or by the fleet's HTTP client at the socket. That is not a failure to retry:
 the batch is reported `PostFenced`, the refusal is logged once, `on_fenced` tells the runner (which stops the whole
 session at once, the lease-lost path), and from then on the poster posts nothing: whatever it holds or is given
 later is counted as fenced and kept back, for the session's new owner to answer from the journal.
@@ -22,7 +23,7 @@ later is counted as fenced and kept back, for the session's new owner to answer 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -91,8 +92,8 @@ class Poster:
         timeouts: `request`, `post_backoff_max`.
         wanted: Asked before every attempt: False means the session no longer waits for that result.
         requests: The bridge-wide limiter of API requests in flight.
-        may_post: Asked right before every send (a fleet: does this process surely hold the session's lease?);
-            False refuses the post as fenced.
+        lease_check: Awaited right before every send (a fleet: does this process surely hold the session's lease?
+            it waits for the next renewal's verdict when unsure); False refuses the post as fenced.
         on_fenced: Told once, with the reason, when a post was refused by a fence (here or in the HTTP client).
     """
 
@@ -108,12 +109,12 @@ class Poster:
         timeouts: Timeouts,
         wanted: Callable[[str], bool],
         requests: anyio.CapacityLimiter | None = None,
-        may_post: Callable[[str], bool] | None = None,
+        lease_check: Callable[[str], Awaitable[bool]] | None = None,
         on_fenced: Callable[[str], None] | None = None,
     ) -> None:
         self.session_id = session_id
         self.fenced: str | None = None  # why posting stopped for good (the lease was lost)
-        self._may_post = may_post
+        self._lease_check = lease_check
         self._on_fenced = on_fenced
         self._send_events = send_events
         self._history = history
@@ -281,8 +282,8 @@ class Poster:
             outcomes.append(Posted(tuple(ids)))
         return outcomes
 
-    def _guard(self) -> None:
-        if self._may_post is not None and not self._may_post(self.session_id):
+    async def _guard(self) -> None:
+        if self._lease_check is not None and not await self._lease_check(self.session_id):
             raise Fenced(self.session_id)
 
     def _fenced(self, batch: list[Outgoing], exc: Exception) -> PostFenced:

@@ -163,7 +163,7 @@ async def post_once(
     request_timeout: float,
     keep: Callable[[T], bool] = lambda item: True,
     unsure: bool = False,
-    guard: Callable[[], None] | None = None,
+    guard: Callable[[], Awaitable[None]] | None = None,
 ) -> Delivery[T]:
     """Post `items` as one request, retried until stored, never storing one twice.
 
@@ -183,7 +183,7 @@ async def post_once(
         request_timeout: Deadline of one request.
         keep: Asked before every attempt: False drops an item (the caller no longer wants it sent).
         unsure: Whether an earlier failure may have stored some of `items` already (check the history first).
-        guard: Called right before every send; raises (`Fenced`) when nothing may be posted to the session any more.
+        guard: Awaited right before every send; raises (`Fenced`) when nothing may be posted to the session any more.
 
     Raises:
         Exception: A rejection (4xx other than 408/429) of the request as it stands (the caller may split the batch
@@ -215,9 +215,9 @@ async def post_once(
                 unsure = False
                 if not pending:
                     return done
+            if guard is not None:
+                await guard()
             async with requests:
-                if guard is not None:
-                    guard()
                 events = [event(item) for item in pending]
                 response = await send.send(session_id, events=events, timeout=request_timeout)
             done.posted = pending

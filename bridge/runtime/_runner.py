@@ -27,7 +27,7 @@ point, when no call of the session is open, so the session moves to another proc
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -75,7 +75,7 @@ class Services:
     timeouts: Timeouts
     options: ServeOptions
     approvals: Approvals
-    may_post: Callable[[str], bool] | None = None  # a fleet: does this process surely hold the session's lease?
+    lease_check: Callable[[str], Awaitable[bool]] | None = None  # a fleet: is the session's lease surely ours?
 
 
 class SessionRunner:
@@ -103,7 +103,7 @@ class SessionRunner:
             timeouts=services.timeouts,
             wanted=self.table.wanted,
             requests=services.requests,
-            may_post=services.may_post,
+            lease_check=services.lease_check,
             on_fenced=self.fence,
         )
         self.executor = Executor(
