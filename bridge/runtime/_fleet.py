@@ -9,8 +9,9 @@ What each way of losing or giving up a session does:
 
 - **Lease lost** (taken over while this process was paused or partitioned, or expired): `SessionRunner.fence`, at
   once: running calls cancelled, results neither journaled nor posted, the stream closed. A post the fence refused
-  (the lease not *sure* any more: not renewed in time) takes the same path, and the lease, if still held, is released
-  so the fleet (this process included) claims the session again at once, with the journal's recovery rules.
+  takes the same path (the runtime's check waits for the next renewal's verdict when the lease is held but not sure;
+  the HTTP client's last check at the socket cannot wait), and the lease, if still held, is released so the fleet
+  (this process included) claims the session again at once, with the journal's recovery rules.
 - **Rebalancing**: every heartbeat period a member holding more than its fair share plus one hands the excess over
   at idle points (`SessionRunner.hand_over`: no call open; never mid-call) and releases it; the others are notified
   and claim it at once.
