@@ -13,6 +13,7 @@ BridgeError                      base of everything tool-bridge raises
 │   └── JournalError             the durable journal cannot be used
 │       ├── JournalLockedError   another process holds the journal
 │       └── JournalSchemaError   the journal file was written by a newer tool-bridge
+├── Fenced                       a fleet member no longer surely holds a session's lease: it posts nothing for it
 └── (nothing else: tools' own exceptions are masked, never re-raised into the bridge)
 ```
 
@@ -29,6 +30,7 @@ __all__ = [
     "BridgeError",
     "ConfigError",
     "DefinitionError",
+    "Fenced",
     "JournalError",
     "JournalLockedError",
     "JournalSchemaError",
@@ -96,3 +98,16 @@ class JournalLockedError(JournalError):
 
 class JournalSchemaError(JournalError):
     """The journal's schema is newer than this version of tool-bridge understands."""
+
+
+class Fenced(BridgeError):
+    """A request for a session this process does not (surely) hold the lease on was stopped before it was sent.
+
+    Raised by the fleet's HTTP client (`bridge.fleet.fleet_http_client`) and by the runtime's own check before each
+    post; the SDK reports it as a connection error caused by this one, and the runtime's boundary (`_sdk.classify`)
+    recognises it as `FENCED`: never retried, the session is stopped at once (the lease-lost path).
+    """
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"not posting to session {session_id}: this process does not hold its lease")
+        self.session_id = session_id

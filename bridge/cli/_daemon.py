@@ -40,7 +40,7 @@ from ..journal import Journal, MemoryJournal, PostgresJournal, SessionLeases, de
 from ..runtime import ApprovalSettings, Limits, Timeouts
 from ._config import build_limits
 from ._console import Console, format_status, live_console
-from ._fleet import FleetMember, FleetPlan, is_postgres_url, make_budget, serve_webhooks
+from ._fleet import FleetPlan, is_postgres_url, make_budget, serve_webhooks
 from ._health import HealthServer
 from ._otel import configure_tracing
 
@@ -230,6 +230,7 @@ async def _serve(
             on_call=on_call,
             approval=plan.approval,
             approvals=plan.approvals,
+            leases=leases,
         )
         async with bridge_cm as bridge:
             shutdown.bridge = bridge
@@ -242,10 +243,7 @@ async def _serve(
                 spans = OpenTelemetrySpans(plan.tracer_provider)
                 bridge.add_listener(spans.observe)
                 bridge.add_post_listener(spans.observe_post)
-            member = None
-            if leases is not None:
-                member = FleetMember(bridge, leases, client, agent=plan.agent, poll_interval=plan.timeouts.agent_poll)
-                await outer.start(member.heartbeat)  # outlives the drain: posts stay allowed until it ends
+            member = bridge.fleet  # a fleet member with leases: it claims, heartbeats through the drain, hands over
             receiver: WebhookReceiver | None = None
             async with anyio.create_task_group() as tg:
                 health_url = None
@@ -290,7 +288,8 @@ async def _serve(
                     receiver = await tg.start(serve_webhooks, plan.fleet, wake)
                 if member is not None:
                     await member.offer(list(plan.sessions))
-                    await tg.start(member.serve)
+                    if plan.agent:
+                        tg.start_soon(bridge.serve_agent, plan.agent)
                 else:
                     if plan.agent:
                         tg.start_soon(bridge.serve_agent, plan.agent)
@@ -315,7 +314,7 @@ async def _serve(
                 )
                 await stop.wait()
                 if member is not None:
-                    member.stopping = True
+                    member.stop()
                 tg.cancel_scope.cancel()
             threads.closing = True
             if shutdown.aborted:

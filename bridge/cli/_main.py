@@ -218,7 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     approvals.add_argument("--json", action="store_true", help="`list` as JSON")
     approvals.add_argument("--config", "-c", type=Path, metavar="FILE", help="bridge.toml (its journal settings)")
     approvals.add_argument("--state-dir", type=Path, metavar="DIR", help="where the journal lives (default: .bridge)")
-    approvals.add_argument("--journal", metavar="sqlite|PATH", help="the journal file `bridge run` uses")
+    approvals.add_argument(
+        "--journal",
+        metavar="sqlite|PATH|postgresql://...",
+        help="the journal `bridge run` uses (a fleet's PostgreSQL URL included)",
+    )
     common(approvals)
 
     emulator = sub.add_parser(

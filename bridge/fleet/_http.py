@@ -9,10 +9,10 @@ retries included) and need nothing from the runtime:
   this process holds the session's lease and its local view of the lease is still sure, see `SessionLeases.token`),
   once before the request is handed to the transport and again when its body is about to be written to the socket
   (a connection may take a while to open, and a process may be paused meanwhile). Otherwise the request is not
-  sent (or is cut off before its body): `Fenced` is raised, which the SDK reports as a connection error, so the
-  runtime treats the post as failed and retries it later, by which time either the lease was renewed (nobody else
-  took the session: the post goes out) or it was lost (the session is detached and its new owner answers). This is
-  the last line: checked as late as possible, whatever path the post came by.
+  sent (or is cut off before its body): `Fenced` is raised, which the SDK reports as a connection error caused by
+  it. The runtime recognises that cause (`runtime/_sdk.py`: `Failure.FENCED`): the post is not retried, the session
+  is stopped at once and posts nothing more (its running calls are cancelled, their results kept back), and the new
+  owner answers what was left. This is the last line: checked as late as possible, whatever path the post came by.
 
 What no client can close: a process stopped (SIGSTOP, a VM freeze) between the last check and the socket write sends
 that one request when it resumes. The window is one write call, microseconds; and the lease's `margin` bounds how
@@ -29,19 +29,12 @@ from typing import Any
 
 import httpx2
 
+from .._errors import Fenced
 from ._budget import Budget, retry_after
 
 __all__ = ["Fenced", "fleet_http_client"]
 
 _EVENTS = re.compile(r"/v1/sessions/([^/]+)/events/?")
-
-
-class Fenced(Exception):
-    """A post for a session this process does not (surely) hold was stopped before it was sent."""
-
-    def __init__(self, session_id: str) -> None:
-        super().__init__(f"not posting to session {session_id}: this process does not hold its lease")
-        self.session_id = session_id
 
 
 class _CheckedBody(httpx2.AsyncByteStream):

@@ -14,6 +14,10 @@ session twice. Claims are balanced: a process takes at most its fair share, `cei
 processes)`, counting as live every process whose heartbeat is younger than `ttl`; `excess()` names what a process
 holds beyond its share (after a new process joined) so it can drain and `release()` those.
 
+Hand-over is immediate, not after `ttl`: `release()` and `step_down()` (a member leaving: deregistered first, so the
+others' fair share counts it out, then everything released) send a `NOTIFY bridge_leases`, and every member's
+`watch()` (a `LISTEN` on its own connection) wakes its claim loop at once.
+
 The local view is conservative. `token()` answers only until `sent + ttl - margin`, where `sent` is this process's
 monotonic clock *before* the claim or renewal that granted the lease was sent: the database's `expires_at` is later
 than that by at least the round trip, and the margin covers clock-rate drift and a post already on the wire. A
@@ -80,6 +84,8 @@ _RELEASE = (
     "FROM unnest(%(sessions)s::text[], %(fences)s::bigint[]) AS h (session_id, fence) "
     "WHERE l.session_id = h.session_id AND l.fence = h.fence AND l.owner_id = %(me)s"
 )
+_NOTIFY = "SELECT pg_notify('bridge_leases', %(me)s)"
+_DEREGISTER = "DELETE FROM bridge_processes WHERE owner_id = %(me)s"
 _FINISH = (
     "UPDATE bridge_leases SET status = 'done', owner_id = NULL, expires_at = NULL WHERE session_id = ANY(%(sessions)s)"
 )
@@ -154,6 +160,8 @@ class SessionLeases:
         self._held: dict[str, int] = {}  # session -> fence
         self._valid_until: dict[str, float] = {}  # session -> local monotonic deadline
         self._wake = anyio.Event()
+        self._renewed = anyio.Event()  # set (and replaced) after every renewal: the verdict `sure()` waits for
+        self.claiming = True  # False once the process leaves the fleet: the loop renews but claims nothing more
         self._open = False
         self._claimed = self._lost = self._released = self._renewals = 0
 
@@ -182,12 +190,12 @@ class SessionLeases:
             return
         try:
             if release:
-                await self.release(list(self._held))
-                await self._execute("DELETE FROM bridge_processes WHERE owner_id = %(me)s")
+                await self.step_down()
         finally:
             self._open = False
             self._held.clear()
             self._valid_until.clear()
+            self._renewed.set()  # nobody waits for a verdict that will not come
             await self.db.close()
 
     # -- the local view ----------------------------------------------------------------------------------------------
@@ -198,6 +206,20 @@ class SessionLeases:
         if fence is None or self._clock() >= self._valid_until.get(session_id, 0.0):
             return None
         return fence
+
+    async def sure(self, session_id: str) -> bool:
+        """Whether this process surely holds the session's lease now. Held but not sure (a renewal is late: the
+        database is slow, or this process was paused), it waits for the next renewal's verdict rather than guess."""
+        while True:
+            if self.token(session_id) is not None:
+                return True
+            if session_id not in self._held or not self._open:
+                return False
+            await self._renewed.wait()
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
 
     @property
     def held(self) -> dict[str, int]:
@@ -260,9 +282,24 @@ class SessionLeases:
                 self._valid_until[session_id] = sent + self.ttl - self.margin
         for session_id in lost:
             self._forget(session_id)
+        self._renewed.set()
+        self._renewed = anyio.Event()
         if lost:
             self._lost += len(lost)
             _log.warning("lost the lease on %d session(s): %s", len(lost), ", ".join(lost[:5]))
+        return lost
+
+    def _expired(self) -> list[str]:
+        """After a failed renewal: the held sessions whose lease has surely expired in the database by now (another
+        member may hold them), forgotten here so nothing more is done for them; wakes anyone waiting on a renewal."""
+        now = self._clock()
+        lost = [s for s in self._held if now >= self._valid_until.get(s, 0.0) + self.margin]
+        for session_id in lost:
+            self._forget(session_id)
+        if lost:
+            self._lost += len(lost)
+        self._renewed.set()
+        self._renewed = anyio.Event()
         return lost
 
     def _forget(self, session_id: str) -> None:
@@ -279,6 +316,45 @@ class SessionLeases:
             self._forget(session_id)
         await self._execute(_RELEASE, sessions=sessions, fences=fences)
         self._released += len(sessions)
+        await self._execute(_NOTIFY)  # the others claim them now, not at their next heartbeat
+
+    async def step_down(self) -> None:
+        """Leave the fleet gracefully (stop serving first): deregister, so the others' fair share no longer counts
+        this process, then release every lease; the others are notified and take the sessions over at once."""
+        if not self._open:
+            return
+        self.claiming = False
+        await self._execute(_DEREGISTER)
+        await self.release(list(self._held))
+
+    async def watch(self, *, poll: float = 1.0) -> None:
+        """Wake the claim loop (`run`) whenever a member releases sessions (`LISTEN bridge_leases`), until cancelled.
+
+        Runs on its own connection, in a worker thread that waits at most `poll` seconds at a time.
+        """
+        while True:
+            try:
+                await self._listen(poll)
+            except Exception as exc:  # the connection broke: the heartbeat still claims on its own schedule
+                _log.warning("lease notifications lost (%s: %s); reconnecting", type(exc).__name__, exc)
+                await anyio.sleep(self.renew_every)
+
+    async def _listen(self, poll: float) -> None:
+        import psycopg
+
+        conn = await anyio.to_thread.run_sync(lambda: psycopg.connect(self.dsn, autocommit=True, connect_timeout=10))
+        try:
+            await anyio.to_thread.run_sync(conn.execute, "LISTEN bridge_leases")
+
+            def wait() -> bool:
+                return any(note.payload != self.owner_id for note in conn.notifies(timeout=poll, stop_after=1))
+
+            while True:
+                if await anyio.to_thread.run_sync(wait, abandon_on_cancel=True):
+                    self._wake.set()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(conn.close)
 
     async def finish(self, session_ids: Iterable[str]) -> None:
         """The sessions ended (terminated or deleted): nobody serves them again."""
@@ -332,11 +408,25 @@ class SessionLeases:
             with anyio.move_on_after(max(0.0, due - self._clock())):
                 await self._wake.wait()
             self._wake = anyio.Event()
-            if self._clock() >= due:  # a wake-up only claims: renewing every lease on each offer would contend
-                due = self._clock() + self.renew_every  # with the journal's writes on the same rows for nothing
-                lost = await self.renew()
+            try:
+                if self._clock() >= due:  # a wake-up only claims: renewing every lease on each offer would contend
+                    due = self._clock() + self.renew_every  # with the journal's writes on the same rows for nothing
+                    lost = await self.renew()
+                    if lost:
+                        on_lost(lost)
+                claimed = await self.claim() if self.claiming else []
+            except Exception as exc:  # the database is unreachable or failing: keep trying, let the leases expire
+                lost = self._expired()
+                _log.warning(
+                    "lease heartbeat failed (%s: %s); retrying in %.1f s%s",
+                    type(exc).__name__,
+                    exc,
+                    self.renew_every,
+                    f"; gave up {len(lost)} session(s) whose lease has expired" if lost else "",
+                )
                 if lost:
                     on_lost(lost)
-            claimed = await self.claim()
+                due = self._clock() + self.renew_every
+                continue
             if claimed:
                 on_claimed(claimed)

@@ -312,6 +312,26 @@ class PostgresJournal:
 
         return await self._db.run(work)
 
+    async def awaiting_approval(self) -> list[CallRecord]:
+        """Calls parked until someone decides, oldest first (for `bridge approvals list`)."""
+        query = f"SELECT {_COLUMNS} FROM {_T} WHERE state = %s ORDER BY seq"
+
+        def work(conn: psycopg.Connection[Any]) -> list[CallRecord]:
+            rows = conn.execute(query, (CallState.AWAITING_APPROVAL.value,)).fetchall()
+            return [_record(row) for row in rows]
+
+        return await self._db.run(work)
+
+    async def find(self, tool_use_id: str, session_id: str | None = None) -> list[CallRecord]:
+        """Every call with this id (in `session_id` only, if given): ids are unique per session, not globally."""
+        query = f"SELECT {_COLUMNS} FROM {_T} WHERE tool_use_id = %s" + (" AND session_id = %s" if session_id else "")
+        args = (tool_use_id, session_id) if session_id else (tool_use_id,)
+
+        def work(conn: psycopg.Connection[Any]) -> list[CallRecord]:
+            return [_record(row) for row in conn.execute(query, args).fetchall()]
+
+        return await self._db.run(work)
+
     async def prune(self, older_than: float) -> int:
         query = f"DELETE FROM {_T} WHERE state IN ({_FINISHED}) AND updated_at <= {NOW} - %s"
 

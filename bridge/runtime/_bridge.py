@@ -9,6 +9,10 @@ The bridge owns one task group; each served session runs in it as a `SessionRunn
 poster). Calls of every session share one `Scheduler`, so `Limits` hold across the process. Leaving the `async with`
 block drains gracefully: no new calls are taken, running calls get `Timeouts.drain` seconds, then the rest are
 cancelled and answered, and pending results are posted; then tools' resources and the journal are closed.
+
+With `leases` the bridge is a member of a fleet (`_fleet.py`): it serves the sessions it holds leases on, stops a
+session at once when its lease is lost (`fence`), hands sessions over at idle points to rebalance, and on leaving
+releases its leases after the drain so the other members take over at once.
 """
 
 from __future__ import annotations
@@ -24,11 +28,12 @@ from anthropic import AsyncAnthropic
 from anthropic.types.beta.sessions import BetaManagedAgentsUserMessageEventParams
 from anyio.abc import TaskGroup, TaskStatus
 
-from ..journal import Journal, MemoryJournal
+from ..journal import Journal, MemoryJournal, SessionLeases
 from ..tools import ApprovalPolicy, Toolset, check_policy
 from ._approvals import Approvals, ApprovalSettings
 from ._events import AgentMessage, Deleted, Event, Idle, RequiresAction, Terminated, TextBlock, UserMessage, type_name
 from ._executor import ServeOptions
+from ._fleet import FleetMember
 from ._limits import Limits, Timeouts
 from ._observe import BridgeStats, CallEvent, CallEventKind, CallListener, Counter, Latency, Observer, PostListener
 from ._pools import StreamPools
@@ -72,6 +77,11 @@ class Bridge:
             nor slow each request down (httpx scans its pool on every request). A client whose `http_client` is not
             the SDK's default class (a custom transport) cannot be copied faithfully, so its streams share its
             pool; pass a second client here to keep them apart.
+        leases: Makes this bridge a fleet member (`bridge.fleet`): sessions are offered to the fleet
+            (`bridge.fleet.offer`, `serve_agent`) and served while this process holds their lease; every post is
+            checked against the lease first. Pair it with `PostgresJournal(dsn, leases=leases)` (fenced journal
+            writes) and, for the last check at the socket, `bridge.fleet.fleet_http_client(may_post=...)`.
+        rebalance: In a fleet, hand sessions over at idle points while holding more than the fair share.
     """
 
     def __init__(
@@ -90,8 +100,13 @@ class Bridge:
         approval: ApprovalPolicy | None = None,
         approvals: ApprovalSettings | None = None,
         on_post: PostListener | None = None,
+        leases: SessionLeases | None = None,
+        rebalance: bool = True,
     ) -> None:
         self.client = client
+        self.leases = leases
+        self.fleet: FleetMember | None = FleetMember(self, leases, rebalance=rebalance) if leases else None
+        """The fleet membership (with `leases`): `offer()` sessions, `stats()`; None outside a fleet."""
         self._stream_client = stream_client
         self.toolset = tools if isinstance(tools, Toolset) else Toolset.coerce(tools)
         self.limits = limits or Limits()
@@ -126,6 +141,10 @@ class Bridge:
         if self._stack is not None:
             raise RuntimeError("this Bridge is already running; use it once with `async with`")
         async with AsyncExitStack() as stack:
+            leases = self.leases
+            if leases is not None and not leases.is_open:
+                await leases.open()
+                stack.push_async_callback(leases.close)
             await self.journal.open()
             stack.push_async_callback(self.journal.close)
             if not self.toolset.is_open:
@@ -151,8 +170,11 @@ class Bridge:
                 timeouts=self.timeouts,
                 options=self._options,
                 approvals=self.approvals,
+                lease_check=None if leases is None else leases.sure,
             )
             self._tg.start_soon(self.approvals.poll)
+            if self.fleet is not None:
+                await self._tg.start(self.fleet.run)
             self._stack = stack.pop_all()
         return self
 
@@ -163,8 +185,12 @@ class Bridge:
         if stack is None:
             return
         self._closing = True
+        if self.fleet is not None:
+            self.fleet.stop()
         try:
             await self._drain()
+            if self.fleet is not None:
+                await self.fleet.step_down()  # after the drain: the others take the sessions over at once
         finally:
             if self._tg is not None:
                 self._tg.cancel_scope.cancel()
@@ -189,7 +215,7 @@ class Bridge:
         if self._tg is None or self._services is None or self._closing:
             raise RuntimeError("the Bridge is not running: serve sessions inside `async with Bridge(...) as bridge:`")
         runner = self._runners.get(session_id)
-        if runner is not None:
+        if runner is not None and not runner.done.is_set():
             return runner, False
         runner = self._runners[session_id] = SessionRunner(session_id, self._services)
         return runner, True
@@ -230,6 +256,29 @@ class Bridge:
         if runner is not None:
             runner.begin_drain(anyio.current_time())
 
+    def fence(self, session_id: str, reason: str = "lease lost") -> None:
+        """This process lost the session's lease: stop serving it at once and post nothing more for it.
+
+        Unlike `detach`, running calls are cancelled without being answered and nothing is journaled or posted: the
+        session's new owner answers them from the journal (a started non-idempotent call as "outcome unknown").
+        A fleet member calls this itself; it is public for apps that run their own leases.
+        """
+        runner = self._runners.get(session_id)
+        if runner is not None:
+            runner.fence(reason)
+
+    def _hand_over(self, session_id: str) -> bool:
+        """Stop serving the session at its next idle point (rebalancing); False if it is not served."""
+        runner = self._runners.get(session_id)
+        if runner is None or runner.done.is_set() or runner.handing_over:
+            return False
+        runner.hand_over()
+        return True
+
+    def _spawn(self, fn: Callable[..., Any], *args: Any) -> None:
+        if self._tg is not None and not self._closing:
+            self._tg.start_soon(fn, *args)
+
     async def serve(self, session_id: str) -> None:
         """Serve one session until it ends (terminated or deleted) or the bridge closes.
 
@@ -251,6 +300,9 @@ class Bridge:
         """
         if self._services is None:
             raise RuntimeError("the Bridge is not running: serve sessions inside `async with Bridge(...) as bridge:`")
+        if self.fleet is not None:  # offered to the fleet: served here once claimed
+            await self.fleet.offer_agent_sessions(agent_id, poll_interval or self.timeouts.agent_poll)
+            return
         await follow_agent(
             self._services.client,
             agent_id,
@@ -370,6 +422,7 @@ class Bridge:
     def stats(self) -> BridgeStats:
         """Counts and latencies of the whole bridge (cheap; call it as often as you like)."""
         count = self._observer.counters
+        leases = self.leases.stats() if self.leases is not None else None
         return BridgeStats(
             sessions=len(self._runners),
             running=self._scheduler.running,
@@ -390,6 +443,13 @@ class Bridge:
             duplicates_prevented=count[Counter.DUPLICATES_PREVENTED],
             reconnects=count[Counter.RECONNECTS],
             reconciled=count[Counter.RECONCILED],
+            fenced=count[Counter.FENCED],
+            sessions_fenced=count[Counter.SESSIONS_FENCED],
+            handed_over=count[Counter.HANDED_OVER],
+            leases_held=leases.held if leases else 0,
+            leases_claimed=leases.claimed_total if leases else 0,
+            leases_lost=leases.lost_total if leases else 0,
+            leases_released=leases.released_total if leases else 0,
         )
 
     def _released(self, ticket: Ticket) -> None:

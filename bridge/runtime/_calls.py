@@ -1,9 +1,10 @@
 """The call table: one session's tool calls as a pure state machine, `apply(batch) -> effects`.
 
 The table does no I/O. It is fed the session's events (typed SDK models) and the runtime's own news about calls
-(`Completed`, `Posted`, `Rejected`, `Shutdown`), and answers with what must happen (`Start`, `Cancel`, `Post`,
-`Withdraw`, `Drop`, `Ack`, `End`); the executor (`_executor.py`) carries the effects out against the journal, the
-scheduler and the poster. The poster asks `wanted()` just before each send, so nothing calls back into the table.
+(`Completed`, `Posted`, `Rejected`, `PostFenced`, `Shutdown`, `LeaseLost`), and answers with what must happen
+(`Start`, `Cancel`, `Post`, `Withdraw`, `Drop`, `Ack`, `End`); the executor (`_executor.py`) carries the effects out
+against the journal, the scheduler and the poster. The poster asks `wanted()` just before each send, so nothing
+calls back into the table.
 
 Each call is in one `Phase`:
 
@@ -14,6 +15,7 @@ Each call is in one `Phase`:
                              ▼  │ lists it           ▼
                             HELD ───────────────────────  next idle of its scope without it: Drop
  any phase: its echo (someone answered it) closes it; its thread or the session ending drops it
+ any phase: the lease lost (`LeaseLost`, or a post refused by the fence) closes it at once, journaling nothing
 ```
 
 The rules are the API's own (`reliability.md` §3): a call is open from its `agent.custom_tool_use` until its
@@ -24,6 +26,11 @@ session still wants them. Posting a result nobody waits for would leave a late r
 A whole batch is applied before its effects are returned, and a call's `Start` is held back to the end of the
 batch: a call answered, ended, or interrupted-and-not-listed later in the same batch (a reconnect or the first
 history read brings many events at once) is never started.
+
+Lease lost (a fleet): this process may no longer act for the session, so the table cancels what runs, withdraws
+what waits to be posted and closes every call without a `Drop` or `End`: nothing is abandoned in the journal, because
+the calls are not over, only no longer ours; the session's new owner answers them from the journal (a started
+non-idempotent call as "outcome unknown").
 
 Seams for later issues: `owns(name)` decides which calls this bridge serves (a fleet's lease check or an approval
 gate can refuse here, or hold a `Start`/`Post` effect in the executor before carrying it out).
@@ -50,8 +57,10 @@ __all__ = [
     "Effect",
     "End",
     "Input",
+    "LeaseLost",
     "Phase",
     "Post",
+    "PostFenced",
     "Posted",
     "Rejected",
     "Shutdown",
@@ -95,13 +104,28 @@ class Rejected:
 
 
 @dataclass(frozen=True)
+class PostFenced:
+    """The fence refused to post these results: this process no longer (surely) holds the session's lease."""
+
+    tool_use_ids: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class LeaseLost:
+    """This process lost the session's lease: stop everything for it now and post nothing more."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class Shutdown:
     """The bridge is stopping: cancel what runs (its answers still go out), start nothing new."""
 
     reason: str
 
 
-Input: TypeAlias = Event | Completed | Posted | Rejected | Shutdown
+Input: TypeAlias = Event | Completed | Posted | Rejected | PostFenced | Shutdown | LeaseLost
 
 # -- what the table asks for --------------------------------------------------------------------------------------
 
@@ -185,6 +209,7 @@ class CallTable:
 
     def __init__(self, *, owns: Callable[[str], bool] = lambda name: True, remember: int = 50_000) -> None:
         self.ended: str | None = None
+        self.fenced: str | None = None  # why the lease was lost (then `ended` says so too)
         self._owns = owns
         self._remember = remember
         self._calls: dict[str, _Call] = {}
@@ -260,6 +285,8 @@ class CallTable:
             case Rejected(tool_use_id=use_id, reason=reason):
                 if (rejected := self._calls.get(use_id)) is not None:
                     self._drop(rejected, f"rejected by the API: {reason}")
+            case PostFenced(reason=reason) | LeaseLost(reason=reason):
+                self._lease_lost(reason)
             case Shutdown(reason=reason):
                 self._stopping = reason
                 for call in self._calls.values():
@@ -325,6 +352,15 @@ class CallTable:
             self._drop(call, reason)
         self.ended = reason
         self._out.append(End(reason))
+
+    def _lease_lost(self, reason: str) -> None:
+        for call in list(self._calls.values()):
+            if call.started and call.phase is Phase.POSTING:
+                self._out.append(Withdraw(call.tool_use_id))
+            elif call.started and not call.has_result:
+                self._out.append(Cancel(call.tool_use_id, reason))
+            self._close(call)
+        self.fenced = self.ended = f"lease lost ({reason})"
 
     def _drop(self, call: _Call, reason: str) -> None:
         if call.started and call.phase is not Phase.POSTED:

@@ -17,8 +17,11 @@ the session to stop waiting. Every decision is journaled (`decide`) before the c
 call does not count as running for the drain: on shutdown it is left parked in the journal for the next bridge, and
 an interrupt, an echo or a drop withdraws it (answered as cancelled, which the call table then posts or drops).
 
-Seams: `_start` and `_post` are the single points where a call begins to run and a result is handed over; a fleet's
-fencing check goes there.
+Lease lost (`lease_lost`, a fleet): the table closes every call; the executor cancels the running ones and from then
+on writes nothing to the journal for the session (a fenced journal would refuse it anyway): the calls stay as they
+are there, for the session's new owner to answer (a started non-idempotent call as "outcome unknown").
+
+Seams: `_start` and `_post` are the single points where a call begins to run and a result is handed over.
 """
 
 from __future__ import annotations
@@ -48,7 +51,22 @@ from ..tools import (
     is_allow,
 )
 from ._approvals import Approvals, PendingApproval, Waiter, denial_text
-from ._calls import Ack, CallTable, Cancel, Completed, Drop, Effect, End, Input, Post, Posted, Shutdown, Start, Withdraw
+from ._calls import (
+    Ack,
+    CallTable,
+    Cancel,
+    Completed,
+    Drop,
+    Effect,
+    End,
+    Input,
+    LeaseLost,
+    Post,
+    Posted,
+    Shutdown,
+    Start,
+    Withdraw,
+)
 from ._calls import Rejected as _Rejected
 from ._observe import CallEvent, CallEventKind, Observer, log_extra
 from ._poster import Outgoing, Poster, PosterOutcome
@@ -117,6 +135,7 @@ class Executor:
         self._options = options
         self._approvals = approvals if approvals is not None else Approvals(journal)
         self._stopping = False
+        self._fenced = False  # the lease was lost: nothing more is written about the session
         self._parked = 0  # tasks waiting for an approval decision: not "running" for `wait_idle`
         self._tasks: dict[str, _Task] = {}
         self._results: dict[str, Outgoing] = {}
@@ -124,6 +143,7 @@ class Executor:
         self._idle.set()
         self._tg: TaskGroup | None = None
         self._stack: AsyncExitStack | None = None
+        self.on_settled: Callable[[], None] | None = None  # told after a call task ends or a post outcome applies
 
     def __repr__(self) -> str:
         return f"Executor({self.session_id!r}, running={len(self._tasks)}, {self.table!r})"
@@ -161,6 +181,29 @@ class Executor:
                 self._cancel(effect.tool_use_id, effect.reason)
         return len(self._tasks)
 
+    def lease_lost(self, reason: str) -> int:
+        """Stop everything for the session at once: cancel what runs, journal and post nothing more (the new owner
+        answers the calls from the journal). Returns how many calls were open."""
+        self._stopping = self._fenced = True
+        open_calls = len(self.table)
+        for effect in self.table.apply([LeaseLost(reason)]):
+            match effect:
+                case Cancel(tool_use_id=use_id, reason=why):
+                    self._cancel(use_id, why)
+                case Withdraw(tool_use_id=use_id):
+                    self._poster.withdraw(use_id)
+                case _:
+                    pass
+        for use_id in list(self._tasks):  # closed by an echo but still running: stop them too
+            self._cancel(use_id, reason)
+        self._results.clear()
+        return open_calls
+
+    @property
+    def running(self) -> int:
+        """Call tasks alive (parked ones included)."""
+        return len(self._tasks)
+
     async def wait_idle(self) -> None:
         """Return once no call task runs (calls parked for approval do not count)."""
         await self._idle.wait()
@@ -173,6 +216,8 @@ class Executor:
                     for use_id in outcome.tool_use_ids:
                         self._results.pop(use_id, None)
                 await self.apply([outcome])
+                if self.on_settled is not None:
+                    self.on_settled()
 
     # -- effects ---------------------------------------------------------------------------------------------------
 
@@ -266,6 +311,13 @@ class Executor:
     # -- one call --------------------------------------------------------------------------------------------------
 
     async def _call(self, task: _Task) -> None:
+        try:
+            await self._handle_call(task)
+        finally:
+            if self.on_settled is not None:
+                self.on_settled()
+
+    async def _handle_call(self, task: _Task) -> None:
         start, tool = task.start, task.tool
         use_id = start.tool_use_id
         new = await self._journal.receive(self.session_id, use_id, start.name, start.input, thread_id=start.thread_id)
@@ -296,6 +348,8 @@ class Executor:
         else:
             await self._gate(task, tool, record)
         # From `_settle` on, the table alone decides: nothing below awaits before telling it.
+        if self._fenced:
+            return  # the lease was lost: the call is the new owner's now (the table already closed it)
         if task.dropped is not None or task.answered:
             await self._journal.abandon(self.session_id, [use_id])  # a no-op once acked
             if task.dropped is not None:
@@ -497,6 +551,14 @@ class Executor:
     ) -> None:
         start = task.start
         stored = StoredResult(tuple(result.content), result.is_error, in_doubt=in_doubt)
+        if self._fenced:  # the lease was lost while it ran: its outcome is the new owner's to answer
+            logger.info(
+                "call %s stopped: the lease on the session was lost; nothing journaled or posted",
+                start.name,
+                extra=log_extra(self.session_id, start.tool_use_id, start.name, duration=duration),
+            )
+            self._settle(task, None)
+            return
         await self._journal.complete(self.session_id, start.tool_use_id, stored)
         detail = result.text[:200] if result.is_error else None
         level = {CallEventKind.TIMED_OUT: logging.WARNING, CallEventKind.FAILED: logging.INFO}.get(kind, logging.DEBUG)

@@ -84,6 +84,7 @@ class PostOutcome(enum.StrEnum):
     UNWANTED = "unwanted"  # nothing left to send: the session no longer waits for these results
     REJECTED = "rejected"  # the API refused the request (4xx): the poster splits the batch or replaces the result
     FAILED = "failed"  # a fatal error (access refused, session gone) ended it
+    FENCED = "fenced"  # this process no longer holds the session's lease (a fleet): nothing was sent
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,12 @@ class BridgeStats:
         duplicates_prevented: Results not re-posted because the history already had them.
         reconnects: Stream reconnections (drops, stalls, in-stream errors).
         reconciled: Tool calls the stream skipped and the reconciliation sweep found in the history.
+        fenced: Calls this process left unanswered because it lost their session's lease (a fleet): running ones
+            cancelled, results kept back; the session's new owner answers them.
+        sessions_fenced: Sessions stopped at once because their lease was lost (or a post was refused by the fence).
+        handed_over: Sessions given up at an idle point to rebalance a fleet.
+        leases_held / leases_claimed / leases_lost / leases_released: A fleet member's session leases: held now,
+            and claimed, lost (taken over or expired) and released (handed over) since start; 0 outside a fleet.
         call_latency: Tool run time of recent calls.
         answer_latency: Time from receiving a call to its result being accepted, for recent calls.
     """
@@ -175,6 +182,13 @@ class BridgeStats:
     duplicates_prevented: int = 0
     reconnects: int = 0
     reconciled: int = 0
+    fenced: int = 0
+    sessions_fenced: int = 0
+    handed_over: int = 0
+    leases_held: int = 0
+    leases_claimed: int = 0
+    leases_lost: int = 0
+    leases_released: int = 0
     call_latency: Latency = field(default_factory=Latency)
     answer_latency: Latency = field(default_factory=Latency)
 
@@ -194,6 +208,9 @@ class Counter(enum.Enum):
     DUPLICATES_PREVENTED = "duplicates_prevented"
     RECONNECTS = "reconnects"
     RECONCILED = "reconciled"
+    FENCED = "fenced"
+    SESSIONS_FENCED = "sessions_fenced"
+    HANDED_OVER = "handed_over"
 
 
 _COUNTED = {

@@ -11,13 +11,20 @@ Never a duplicate: every post goes through `post_once` (`_retry.py`), which chec
 calls' own `processed_at`, after any failure that may have stored the batch. A batch the API rejects (4xx) is split so
 one bad result cannot block the others; a rejected single result is replaced once by a text-only error that says
 why, so the session is never left waiting; rejected again, it is reported `Rejected`.
+
+Fenced (a fleet): when this process does not hold the session's lease, a post is refused before it leaves, by
+`lease_check` right before each send (which, when the lease is held but not sure, waits for the next renewal's
+verdict) or by the fleet's HTTP client at the socket. That is not a failure to retry:
+the batch is reported `PostFenced`, the refusal is logged once, `on_fenced` tells the runner (which stops the whole
+session at once, the lease-lost path), and from then on the poster posts nothing: whatever it holds or is given
+later is counted as fenced and kept back, for the session's new owner to answer from the journal.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,8 +33,9 @@ from anthropic.resources.beta.sessions.events import AsyncEvents
 from anthropic.types.beta.sessions import BetaManagedAgentsUserCustomToolResultEventParams
 from anyio.streams.memory import MemoryObjectSendStream
 
+from .._errors import Fenced
 from ..journal import Journal, StoredResult
-from ._calls import Posted, Rejected
+from ._calls import Posted, PostFenced, Rejected
 from ._events import Event, ToolResult, type_name
 from ._limits import Limits, Timeouts
 from ._observe import CallEvent, CallEventKind, Counter, Observer, PostEvent, PostOutcome, log_extra
@@ -41,7 +49,7 @@ logger = logging.getLogger("bridge.poster")
 PIPELINE = 4
 """Posts of one session in flight at once."""
 
-PosterOutcome = Posted | Rejected
+PosterOutcome = Posted | Rejected | PostFenced
 
 
 @dataclass(eq=False)
@@ -85,6 +93,9 @@ class Poster:
         timeouts: `request`, `post_backoff_max`.
         wanted: Asked before every attempt: False means the session no longer waits for that result.
         requests: The bridge-wide limiter of API requests in flight.
+        lease_check: Awaited right before every send (a fleet: does this process surely hold the session's lease?
+            it waits for the next renewal's verdict when unsure); False refuses the post as fenced.
+        on_fenced: Told once, with the reason, when a post was refused by a fence (here or in the HTTP client).
     """
 
     def __init__(
@@ -99,8 +110,13 @@ class Poster:
         timeouts: Timeouts,
         wanted: Callable[[str], bool],
         requests: anyio.CapacityLimiter | None = None,
+        lease_check: Callable[[str], Awaitable[bool]] | None = None,
+        on_fenced: Callable[[str], None] | None = None,
     ) -> None:
         self.session_id = session_id
+        self.fenced: str | None = None  # why posting stopped for good (the lease was lost)
+        self._lease_check = lease_check
+        self._on_fenced = on_fenced
         self._send_events = send_events
         self._history = history
         self._journal = journal
@@ -126,7 +142,9 @@ class Poster:
         return len(self._pending) + len(self._in_flight)
 
     def put(self, item: Outgoing) -> None:
-        """Queue a result for posting (never blocks)."""
+        """Queue a result for posting (never blocks); once fenced, nothing is queued."""
+        if self.fenced is not None:
+            return
         if item.tool_use_id in self._in_flight:
             self._again[item.tool_use_id] = item
             return
@@ -139,6 +157,16 @@ class Poster:
         """Forget a result not yet being posted (one in flight is checked with `wanted` before any retry)."""
         self._pending.pop(tool_use_id, None)
         self._again.pop(tool_use_id, None)
+        self._check_empty()
+
+    def fence(self, reason: str) -> None:
+        """Post nothing more, ever: forget what waits (the session's new owner answers it from the journal)."""
+        if self.fenced is not None:
+            return
+        self.fenced = reason
+        self._pending.clear()
+        self._again.clear()
+        self._wake.set()
         self._check_empty()
 
     async def wait_empty(self) -> None:
@@ -161,6 +189,8 @@ class Poster:
         slots = anyio.Semaphore(PIPELINE)
         async with outcomes, anyio.create_task_group() as tg:
             while True:
+                if self.fenced is not None:
+                    await anyio.sleep_forever()  # the runner stops the session; in-flight posts end as fenced
                 if not self._pending:
                     self._check_empty()
                     await self._wake.wait()
@@ -179,7 +209,7 @@ class Poster:
         settled: set[str] = set()
         try:
             for outcome in await self.post(batch):
-                settled.update(outcome.tool_use_ids if isinstance(outcome, Posted) else (outcome.tool_use_id,))
+                settled.update((outcome.tool_use_id,) if isinstance(outcome, Rejected) else outcome.tool_use_ids)
                 await outcomes.send(outcome)
         finally:
             for item in batch:
@@ -193,10 +223,15 @@ class Poster:
 
     async def post(self, batch: list[Outgoing]) -> list[PosterOutcome]:
         """Post `batch` (split on a rejection) and return what became of it; unwanted items are left out."""
+        if self.fenced is not None:
+            return [PostFenced(tuple(item.tool_use_id for item in batch), self.fenced)]
         try:
             return await self._post_once(batch)
         except Exception as exc:
-            if classify(exc) is not Failure.REJECTED:
+            kind = classify(exc)
+            if kind is Failure.FENCED:
+                return [self._fenced(batch, exc)]
+            if kind is not Failure.REJECTED:
                 raise
             if len(batch) > 1:
                 return [outcome for item in batch for outcome in await self.post([item])]
@@ -229,10 +264,18 @@ class Poster:
                 request_timeout=self._timeouts.request,
                 keep=lambda item: self._wanted(item.tool_use_id),
                 unsure=any(item.tool_use_id in self._unsure for item in batch),
+                guard=self._guard,
             )
         except Exception as exc:
             if watched:
-                outcome = PostOutcome.REJECTED if classify(exc) is Failure.REJECTED else PostOutcome.FAILED
+                failure = classify(exc)
+                outcome = (
+                    PostOutcome.REJECTED
+                    if failure is Failure.REJECTED
+                    else PostOutcome.FENCED
+                    if failure is Failure.FENCED
+                    else PostOutcome.FAILED
+                )
                 self._report(batch, outcome, attempts.count, started, detail=describe(exc))
             raise
         if watched:
@@ -258,6 +301,21 @@ class Poster:
                 self._emit(item, CallEventKind.POSTED)
             outcomes.append(Posted(tuple(ids)))
         return outcomes
+
+    async def _guard(self) -> None:
+        if self._lease_check is not None and not await self._lease_check(self.session_id):
+            raise Fenced(self.session_id)
+
+    def _fenced(self, batch: list[Outgoing], exc: Exception) -> PostFenced:
+        """A fence refused the post: log it once, stop posting, tell the runner."""
+        reason = describe(exc)
+        if self.fenced is None:
+            self.fence(reason)
+            if self._on_fenced is not None:
+                self._on_fenced(reason)  # the runner logs it, once, as it stops the session
+            else:
+                logger.warning("not posting %d result(s): %s", len(batch), reason, extra=log_extra(self.session_id))
+        return PostFenced(tuple(item.tool_use_id for item in batch), reason)
 
     async def _rejected(self, item: Outgoing, exc: Exception) -> list[PosterOutcome]:
         """A single result was rejected: replace it once by a text-only error and post that, else report it."""

@@ -1,7 +1,8 @@
 """The one retry policy at the SDK boundary, and the one way to post session events exactly once.
 
 `Attempts` owns everything about retrying an API request: which failures are fatal (401/403 and 404 raised as the
-operator's `APIAccessError` / `SessionNotFoundError`; other 4xx but 408/429 re-raised as they are), which are
+operator's `APIAccessError` / `SessionNotFoundError`; other 4xx but 408/429, and a fleet's `Fenced` refusal,
+re-raised as they are), which are
 transient (408, 429, 5xx, dropped connections, timeouts), the wait (the server's `Retry-After` when it sends one,
 else capped exponential backoff with jitter), an optional attempt limit, and the warning logged before each wait.
 `retrying(fn, ...)` runs one request under it; long-lived loops (the stream's reconnects) hold an `Attempts` and call
@@ -95,11 +96,11 @@ class Attempts:
 
         Raises:
             APIAccessError / SessionNotFoundError: 401/403 / 404 about `what`.
-            Exception: `exc` itself when it is a rejection (other 4xx), not an API failure (a bug), or the last
-                allowed attempt.
+            Exception: `exc` itself when it is a rejection (other 4xx), a fence's refusal (this process lost the
+                session's lease: retrying cannot help), not an API failure (a bug), or the last allowed attempt.
         """
         kind = Failure.UNKNOWN if isinstance(exc, self.transient) else recoverable(exc, self.what)
-        if kind is Failure.REJECTED:
+        if kind in (Failure.REJECTED, Failure.FENCED):
             raise exc
         self.count += 1
         if self.policy.attempts is not None and self.count >= self.policy.attempts:
@@ -162,6 +163,7 @@ async def post_once(
     request_timeout: float,
     keep: Callable[[T], bool] = lambda item: True,
     unsure: bool = False,
+    guard: Callable[[], Awaitable[None]] | None = None,
 ) -> Delivery[T]:
     """Post `items` as one request, retried until stored, never storing one twice.
 
@@ -181,10 +183,12 @@ async def post_once(
         request_timeout: Deadline of one request.
         keep: Asked before every attempt: False drops an item (the caller no longer wants it sent).
         unsure: Whether an earlier failure may have stored some of `items` already (check the history first).
+        guard: Awaited right before every send; raises (`Fenced`) when nothing may be posted to the session any more.
 
     Raises:
         Exception: A rejection (4xx other than 408/429) of the request as it stands (the caller may split the batch
-            or replace an item); `Attempts.failed` raises the fatal ones.
+            or replace an item), or a fence's refusal (`classify(exc) is FENCED`: post nothing more to this
+            session); `Attempts.failed` raises the fatal ones.
     """
     done: Delivery[T] = Delivery()
     pending = list(items)
@@ -211,6 +215,8 @@ async def post_once(
                 unsure = False
                 if not pending:
                     return done
+            if guard is not None:
+                await guard()
             async with requests:
                 events = [event(item) for item in pending]
                 response = await send.send(session_id, events=events, timeout=request_timeout)
@@ -218,7 +224,7 @@ async def post_once(
             done.stored = list(response.data or [])
             return done
         except Exception as exc:
-            if classify(exc) is Failure.REJECTED:
+            if classify(exc) in (Failure.REJECTED, Failure.FENCED):
                 raise
             if await attempts.failed(exc) is Failure.UNKNOWN:
                 unsure = True

@@ -18,12 +18,16 @@ A runner ends when its session ends (terminated or deleted), when it is detached
 graceful drain: no new calls, running ones get until the drain deadline, then are cancelled and answered), or on an
 operator error (401/403/404), which is kept in `error` for `Bridge.serve` to raise. Any other exception is a bug; it
 is logged and kept too, so one broken session never takes the others down.
+
+In a fleet two more endings: `fence` (the lease was lost, or a post was refused by the fence: stop at once, cancel
+what runs, journal and post nothing more; `fenced` says why) and `hand_over` (rebalancing: stop at the next idle
+point, when no call of the session is open, so the session moves to another process between turns, never mid-call).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -43,7 +47,7 @@ from ._events import Event, Updated
 from ._executor import Executor, ServeOptions
 from ._intake import Intake
 from ._limits import Limits, Timeouts
-from ._observe import Observer, log_extra
+from ._observe import Counter, Observer, log_extra
 from ._pools import StreamPools
 from ._poster import Poster, PosterOutcome
 from ._retry import Attempts, Retry, retrying
@@ -71,6 +75,7 @@ class Services:
     timeouts: Timeouts
     options: ServeOptions
     approvals: Approvals
+    lease_check: Callable[[str], Awaitable[bool]] | None = None  # a fleet: is the session's lease surely ours?
 
 
 class SessionRunner:
@@ -80,6 +85,8 @@ class SessionRunner:
         self.session_id = session_id
         self.done = anyio.Event()
         self.error: BaseException | None = None
+        self.fenced: str | None = None  # why the lease was lost, if it was
+        self.handing_over = False  # stops at the next idle point (rebalancing)
         self._services = services
         self._watchers: list[MemoryObjectSendStream[Event]] = []
         self._tg: TaskGroup | None = None
@@ -96,6 +103,8 @@ class SessionRunner:
             timeouts=services.timeouts,
             wanted=self.table.wanted,
             requests=services.requests,
+            lease_check=services.lease_check,
+            on_fenced=self.fence,
         )
         self.executor = Executor(
             session_id,
@@ -108,6 +117,7 @@ class SessionRunner:
             options=services.options,
             approvals=services.approvals,
         )
+        self.executor.on_settled = self._maybe_hand_over
         self.intake = Intake(
             session_id,
             events=services.client.beta.sessions.events,
@@ -166,6 +176,43 @@ class SessionRunner:
                 self._drain_scope.deadline = deadline
         self.intake.stop()
 
+    def fence(self, reason: str = "lease lost") -> None:
+        """The lease on the session was lost: stop everything for it now and post nothing more (idempotent).
+
+        Running calls are cancelled and their results neither journaled nor posted; results waiting to be posted are
+        kept back; the stream closes. The journal keeps the calls as they were, for the new owner to answer.
+        """
+        if self.fenced is not None or self.done.is_set():
+            return
+        self.fenced = reason
+        self.poster.fence(reason)
+        kept_back = self.executor.lease_lost(reason)
+        observer = self._services.observer
+        observer.count(Counter.SESSIONS_FENCED)
+        observer.count(Counter.FENCED, kept_back)
+        logger.warning(
+            "lease lost (%s): stopped serving at once; %d open call(s) left to the new owner",
+            reason,
+            kept_back,
+            extra=log_extra(self.session_id),
+        )
+        self.intake.stop()
+        if self._drain_scope is not None:
+            self._drain_scope.cancel()
+
+    def hand_over(self) -> None:
+        """Stop serving at the next idle point (no open call), so the session can move to another process."""
+        self.handing_over = True
+        self._maybe_hand_over()
+
+    def _maybe_hand_over(self) -> None:
+        if not self.handing_over or self.intake.stopped:
+            return
+        if len(self.table) == 0 and self.executor.running == 0 and self.poster.backlog == 0:
+            logger.info("handing the session over at an idle point", extra=log_extra(self.session_id))
+            self._services.observer.count(Counter.HANDED_OVER)
+            self.intake.stop()
+
     async def _serve(self, task_status: TaskStatus[None]) -> None:
         if not await self._load_session():
             logger.info("session already ended; nothing to serve", extra=log_extra(self.session_id))
@@ -179,10 +226,13 @@ class SessionRunner:
             tg.start_soon(self.intake.reconciler.run)
             async with self.executor:
                 await self.intake.run(task_status=task_status)
+                if self.handing_over and self._drain_deadline is None and (len(self.table) or self.executor.running):
+                    # a call slipped in as the hand-over began: finish and post it first, as a drain would
+                    self._drain_deadline = anyio.current_time() + self._services.timeouts.drain
                 if self._drain_deadline is not None and not self.table.ended:
                     await self._drain()
             tg.cancel_scope.cancel()
-        reason = self.table.ended or "stopped by the bridge"
+        reason = self.table.ended or ("handed over" if self.handing_over else "stopped by the bridge")
         logger.info("stopped serving: %s", reason, extra=log_extra(self.session_id))
 
     async def _retrieve(self) -> BetaManagedAgentsSession:
@@ -231,6 +281,7 @@ class SessionRunner:
         await self.executor.apply(batch, backfill=not live)
         if self.table.ended:
             self.intake.stop()
+        self._maybe_hand_over()
         for event in batch:
             match event:
                 case Updated(metadata=None) if self._tg is not None:

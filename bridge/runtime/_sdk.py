@@ -8,6 +8,9 @@ Every API failure the runtime sees falls in one of these kinds:
 - `THROTTLED` (429): not processed; retry after the server's `Retry-After`.
 - `UNKNOWN` (5xx, 408, a dropped connection, a timeout): the request may or may not have been applied. For a
   post this is the dangerous case: the runtime checks the session's history before posting again.
+- `FENCED`: this process no longer (surely) holds the session's fleet lease, so the request was stopped before it
+  was sent (`Fenced`, raised by the fleet's HTTP client or the runtime's own check; the SDK wraps it as a connection
+  error). Not a failure to retry: the session must post nothing more (the lease-lost path, `_runner.py`).
 
 How long to wait and how often to retry is `_retry.py`'s: the one retry policy.
 """
@@ -21,9 +24,9 @@ from email.utils import parsedate_to_datetime
 import anthropic
 import httpx2
 
-from .._errors import APIAccessError, OperatorError, SessionNotFoundError
+from .._errors import APIAccessError, Fenced, OperatorError, SessionNotFoundError
 
-__all__ = ["Failure", "classify", "describe", "mapped", "recoverable", "retry_after"]
+__all__ = ["Failure", "classify", "describe", "fenced_cause", "mapped", "recoverable", "retry_after"]
 
 
 class Failure(enum.Enum):
@@ -32,10 +35,25 @@ class Failure(enum.Enum):
     REJECTED = "rejected"
     THROTTLED = "throttled"
     UNKNOWN = "unknown"
+    FENCED = "fenced"
+
+
+def fenced_cause(exc: BaseException) -> Fenced | None:
+    """The `Fenced` refusal behind `exc` (itself, or the cause of the SDK's connection error), or None."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # a short chain: the SDK wraps once; guard against cycles
+        if seen is None:
+            return None
+        if isinstance(seen, Fenced):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def classify(exc: BaseException) -> Failure | None:
     """The kind of an API failure, or None when `exc` is not an API failure at all (a bug: let it propagate)."""
+    if isinstance(exc, Fenced) or (isinstance(exc, anthropic.APIConnectionError) and fenced_cause(exc) is not None):
+        return Failure.FENCED
     if isinstance(exc, anthropic.APIStatusError):
         status = exc.status_code
         if status in (401, 403):
@@ -58,6 +76,8 @@ def describe(exc: BaseException) -> str:
         kind = getattr(exc, "type", None) or "error"
         message = getattr(exc, "api_message", None) or str(exc)
         return f"HTTP {exc.status_code} {kind}: {message}"[:300]
+    if (fenced := fenced_cause(exc)) is not None:
+        return str(fenced)
     if isinstance(exc, anthropic.APIConnectionError):  # name the URL: a wrong base_url is the usual cause
         return f"{type(exc).__name__}: {exc} ({exc.request.method} {exc.request.url})"[:300]
     return f"{type(exc).__name__}: {exc}"[:300]

@@ -8,8 +8,9 @@ is timed as it happens, so the histograms need nothing from the runtime beyond i
 - `bridge_result_post_seconds{tool}`: from the result being ready to the API accepting it (batching and the POST).
 - `bridge_calls_total{tool,outcome}`: outcome is finished, failed, timed_out, cancelled, posted or dropped.
 - The snapshot of `stats()` at scrape time: gauges `bridge_sessions`, `bridge_calls_running`, `bridge_calls_queued`,
-  `bridge_calls_awaiting_approval`, `bridge_abandoned_threads`, and counters such as `bridge_posts_total` and
-  `bridge_reconnects_total`.
+  `bridge_calls_awaiting_approval`, `bridge_abandoned_threads`, and counters such as `bridge_posts_total`,
+  `bridge_reconnects_total` and, in a fleet, `bridge_calls_fenced_total` / `bridge_sessions_fenced_total` /
+  `bridge_sessions_handed_over_total` (lease counts are the daemon's `bridge_fleet_*` section).
 
 Each instance has its own registry, so two bridges in one process (or one per test) never collide.
 """
@@ -53,6 +54,9 @@ _COUNTERS = {
     "duplicates_prevented": ("bridge_duplicates_prevented", "Results not re-posted: the history had them."),
     "reconnects": ("bridge_reconnects", "Event stream reconnections."),
     "reconciled": ("bridge_calls_reconciled", "Calls the stream skipped and the history sweep found."),
+    "fenced": ("bridge_calls_fenced", "Calls left to another fleet member: this process lost their session's lease."),
+    "sessions_fenced": ("bridge_sessions_fenced", "Sessions stopped at once because their lease was lost."),
+    "handed_over": ("bridge_sessions_handed_over", "Sessions handed over at an idle point to rebalance the fleet."),
 }
 
 

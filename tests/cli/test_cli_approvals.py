@@ -9,6 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 from bridge_cli_support import bridge_env
+from pg import PgServer
 from test_cli_health import fetch
 
 from bridge import ApprovalRequest, Approvals, ApprovalSettings, Bridge, CallEventKind, Toolset, tool
@@ -70,7 +71,7 @@ async def test_cli_decides_calls_of_a_journal_a_running_bridge_holds(tmp_path: P
             await client.beta.sessions.events.send(
                 session.id, events=[{"type": "user.message", "content": [{"type": "text", "text": "go"}]}]
             )
-            with anyio.fail_after(20):
+            with anyio.fail_after(90):  # five CLI subprocesses: seconds each on a loaded machine
                 await parked.wait()
                 [pending] = bridge.approvals.pending()
                 code, out, _ = await bridge_cli("approvals", "list", "--journal", str(path), "--json")
@@ -190,3 +191,71 @@ def test_approvals_config_is_checked_and_patterns_become_a_policy() -> None:
 
     assert (decide("refund_big"), decide("refund_small"), decide("lookup")) == ("deny", "ask", "allow")
     assert approval_plan(parse_config({}, {}).approvals) == (None, ApprovalSettings())
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_cli_decides_calls_parked_by_a_fleet_member_in_postgresql(pg_cluster: PgServer) -> None:
+    """`bridge approvals --journal postgresql://...`: lists and shows the call a fleet member parked, refuses an
+    unknown id, and an approval made from the other process is applied by the member holding the session: the
+    call runs once, journaled with who decided; a second decision is refused."""
+    from bridge.journal import PostgresJournal, SessionLeases
+
+    runs.clear()
+    url = pg_cluster.url(pg_cluster.create_database("approvals"))
+
+    async def script(agent: AgentTurn) -> None:
+        await agent.call_tool("wipe", {"table": "orders"})
+        await agent.say("done")
+
+    async with Emulator(script=script) as api:
+        client = api.client()
+        agent = await client.beta.agents.create(name="a", model="m", tools=Toolset([wipe]).definitions())  # type: ignore[arg-type]
+        env = await client.beta.environments.create(name="e")
+        session = await client.beta.sessions.create(agent=agent.id, environment_id=env.id)
+        parked = anyio.Event()
+        leases = SessionLeases(url, ttl=10)
+        bridge = Bridge(
+            client,
+            [wipe],
+            journal=PostgresJournal(url, leases=leases),
+            leases=leases,
+            approvals=ApprovalSettings(poll_interval=0.05),
+            on_call=lambda e: parked.set() if e.kind is CallEventKind.AWAITING_APPROVAL else None,
+        )
+        async with bridge:
+            assert bridge.fleet is not None
+            await bridge.fleet.offer([session.id])
+            await client.beta.sessions.events.send(
+                session.id, events=[{"type": "user.message", "content": [{"type": "text", "text": "go"}]}]
+            )
+            with anyio.fail_after(30):
+                await parked.wait()
+                [pending] = bridge.approvals.pending()
+                code, out, err = await bridge_cli("approvals", "list", "--journal", url, "--json")
+                assert code == 0, err
+                [listed] = json.loads(out)
+                assert (listed["call_id"], listed["session_id"], listed["input"]) == (
+                    pending.call_id,
+                    session.id,
+                    {"table": "orders"},
+                )
+                code, out, _ = await bridge_cli("approvals", "show", pending.call_id, "--journal", url)
+                assert (code, json.loads(out)["approval"]["outcome"]) == (0, "pending")
+                code, _, err = await bridge_cli("approvals", "approve", "sevt_nope", "--journal", url)
+                assert code == 6
+                assert "no call sevt_nope" in err
+                code, out, err = await bridge_cli(
+                    "approvals", "approve", pending.call_id, "--by", "erin", "--journal", url
+                )
+                assert code == 0, err
+                await api.control.wait_idle(session.id, "end_turn")
+                code, _, err = await bridge_cli("approvals", "deny", pending.call_id, "-r", "late", "--journal", url)
+                assert code == 6
+                assert "not awaiting approval" in err
+            record = await bridge.journal.get(session.id, pending.call_id)
+        api.control.invariants(session.id).assert_ok()
+    assert runs == ["orders"]
+    assert record is not None
+    assert record.approval is not None
+    assert (record.approval.outcome, record.approval.by) == (ApprovalOutcome.APPROVED, "erin")

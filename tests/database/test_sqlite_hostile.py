@@ -56,7 +56,11 @@ def workers() -> list[int]:
     """Our child processes that are SQLite workers."""
     found = []
     for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        for pid in (task / "children").read_text().split():
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:  # the thread ended while we looked
+            continue
+        for pid in children:
             try:
                 if "_sqlite_worker" in Path(f"/proc/{pid}/cmdline").read_text():
                     found.append(int(pid))

@@ -282,3 +282,43 @@ async def test_without_a_fleet_webhooks_attach_sessions_and_metrics_show_it(
     assert "bridge_webhooks_accepted_total" in metrics
     assert "bridge_budget_acquired_total" in metrics
     assert "bridge_fleet_held" not in metrics, "no leases without a PostgreSQL journal"
+
+
+async def test_a_member_joining_late_is_handed_sessions_between_turns(
+    daemons: Callable[..., Daemon], pg_cluster: PgServer, fleet_db: str, tmp_path: Path
+) -> None:
+    """One member serves 20 sessions alone; a second joins; the first hands the excess over at idle points, so the
+    second serves the next turn's calls: every call answered once, none cancelled or in doubt by the hand-over."""
+    count = 20
+    config = tmp_path / "bridge.toml"
+    config.write_text("[timeouts]\nagent_poll = 0.3\n")
+    async with Emulator(script=pay_script(hold=0.1)) as api:
+        client, agent_id, env_id = await make_agent(api)
+        env = {
+            "ANTHROPIC_BASE_URL": api.base_url,
+            "ANTHROPIC_API_KEY": api.api_key,
+            "FLEET_LEDGER_DSN": pg_cluster.dsn("bridge_admin", fleet_db),
+        }
+        args = [TOOLS, "--agent", agent_id, "--journal", pg_cluster.url(fleet_db), "--lease-ttl", "2"]
+        first = daemons(env, *args, "--config", str(config))
+        await anyio.to_thread.run_sync(first.wait_for, "bridge ready")
+        sessions = await start_sessions(client, agent_id, env_id, count)
+        await say_to_all(client, sessions)
+        await all_idle(api, sessions, timeout=60)
+
+        second = daemons(env, *args, "--config", str(config))
+        await anyio.to_thread.run_sync(second.wait_for, "bridge ready")
+        await anyio.to_thread.run_sync(second.wait_for, "serving session")  # handed over by the first
+        await say_to_all(client, sessions)
+        await all_idle(api, sessions, timeout=60)
+        report = api.control.invariants()
+        assert first.stop(signal.SIGTERM, timeout=60) == 0
+        assert second.stop(signal.SIGTERM, timeout=60) == 0
+    report.assert_ok()
+    assert len(report.calls) == 2 * count
+    effects = effects_by_call(pg_cluster, fleet_db)
+    assert sorted(effects.values()) == [1] * (2 * count), "every call ran once"
+    by_second = pg_cluster.scalar("SELECT count(*) FROM effects WHERE pid = %s", (second.proc.pid,), dbname=fleet_db)
+    assert by_second > 0, "the late member served calls"
+    assert pg_cluster.scalar("SELECT count(*) FROM bridge_tool_calls WHERE in_doubt", dbname=fleet_db) == 0
+    assert any("handing session" in line for line in first.lines)

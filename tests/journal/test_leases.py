@@ -239,3 +239,49 @@ async def test_newer_schema_is_refused(make: Callable[..., SessionLeases], pg_cl
     pg_cluster.scalar("UPDATE bridge_schema SET version = 99", dbname=db)
     with pytest.raises(JournalSchemaError, match="newer tool-bridge"):
         await make().open()
+
+
+async def test_a_failing_database_does_not_stop_the_heartbeat_and_expired_leases_are_given_up(
+    pg_cluster: PgServer, db: str, make: Callable[..., SessionLeases]
+) -> None:
+    """A heartbeat that fails (the database errs) is retried, not raised; leases surely expired meanwhile are reported
+    lost (nothing more is done for them); once the database answers again, claiming goes on."""
+    now = [0.0]
+    member = make(owner_id="p0", ttl=8.0, clock=lambda: now[0])
+    await member.open()
+    claimed: list[str] = []
+    lost: list[str] = []
+    changed = anyio.Event()
+
+    def on_claimed(leases: list[Lease]) -> None:
+        nonlocal changed
+        claimed.extend(lease.session_id for lease in leases)
+        changed.set()
+
+    def on_lost(session_ids: list[str]) -> None:
+        lost.extend(session_ids)
+        changed.set()
+
+    try:
+        await member.offer(["s1", "s2"])
+        async with anyio.create_task_group() as tg:
+            await tg.start(member.run, on_claimed, on_lost)
+            assert sorted(claimed) == ["s1", "s2"]
+            pg_cluster.scalar("ALTER TABLE bridge_leases RENAME TO bridge_leases_away", dbname=db)
+            now[0] += 100.0  # far past every lease's validity: the next heartbeat is due, and fails
+            changed = anyio.Event()
+            member.wake()  # the heartbeat runs now rather than in renew_every seconds
+            with anyio.fail_after(10):
+                await changed.wait()
+            assert sorted(lost) == ["s1", "s2"]
+            assert member.token("s1") is None and not member.held
+            pg_cluster.scalar("ALTER TABLE bridge_leases_away RENAME TO bridge_leases", dbname=db)
+            changed = anyio.Event()
+            await member.offer(["s3"])  # wakes the loop, which is still alive: it claims
+            with anyio.fail_after(10):
+                while "s3" not in claimed:
+                    await changed.wait()
+                    changed = anyio.Event()
+            tg.cancel_scope.cancel()
+    finally:
+        await member.close()

@@ -19,9 +19,11 @@ from bridge.runtime._calls import (
     Effect,
     End,
     Input,
+    LeaseLost,
     Phase,
     Post,
     Posted,
+    PostFenced,
     Rejected,
     Shutdown,
     Start,
@@ -427,3 +429,18 @@ def test_any_interleaving_keeps_the_invariants(steps: list[list[tuple[Any, ...]]
         assert not (i in world.ours and i in world.dropped and world.table.phase(i) is not None)
     assert all(world.table.phase(i) in (None, Phase.POSTED) for i in world.uses), "a call left open"
     assert all(n <= 1 for n in world.results.values())
+
+
+@pytest.mark.parametrize("news", [LeaseLost("taken over"), PostFenced(("b",), "taken over")])
+def test_a_lost_lease_closes_every_call_without_dropping_or_ending_anything(news: Input) -> None:
+    """Lease lost (or a post fenced): running calls cancelled, waiting results withdrawn, every call closed with no
+    Drop or End (nothing abandoned in the journal: the new owner answers), and nothing applied afterwards."""
+    table = CallTable()
+    table.apply([use("a"), use("b")])
+    table.apply([Completed("b")])
+    effects = table.apply([news])
+    assert effects == [Cancel("a", "taken over"), Withdraw("b")]
+    assert len(table) == 0
+    assert table.fenced == table.ended == "lease lost (taken over)"
+    assert table.wanted("b") is False
+    assert table.apply([use("c"), Completed("a")]) == []
