@@ -8,7 +8,9 @@ The extra pins `mcp>=1.10,<3`. Both generations ship a low-level `Server`, `stdi
 - 2.x: `Server(name, on_call_tool=handler(ctx, params))`; the context is the handler's first argument.
 
 Everything else in `bridge.mcp` builds wire-format dicts (`{"content": [...], "isError": ...}`) and receives a
-`Request`, so this is the only place that touches either API. The result models of both generations validate the
+`Request`, so this is the only place that touches either API. Asking the user (form-mode elicitation, for approval
+policies that say "ask") is offered on 2.x only, and only to a client that declared the capability; elsewhere
+`Request.elicit` is None and such calls are refused (fail closed). The result models of both generations validate the
 same camelCase wire dicts, which keeps the adapters short.
 """
 
@@ -22,12 +24,16 @@ from typing import Any
 
 from .._errors import ConfigError
 
-__all__ = ["MCP_EXTRA", "ListTools", "Report", "Request", "ToolCall", "build_server", "require_mcp"]
+__all__ = ["MCP_EXTRA", "Elicit", "ListTools", "Report", "Request", "ToolCall", "build_server", "require_mcp"]
 
 MCP_EXTRA = "pip install 'tool-bridge[mcp]'"
 
 Report = Callable[[float, float | None, str | None], Awaitable[None]]
 """Sends one `notifications/progress` for the current request: `(progress, total, message)`."""
+
+Elicit = Callable[[str], Awaitable[str]]
+"""Asks the client's user to confirm `message` (form-mode `elicitation/create`, no fields); returns the user's action:
+`"accept"`, `"decline"` or `"cancel"`. Raises whatever the SDK raises when the client fails to answer."""
 
 
 @dataclass(frozen=True)
@@ -38,11 +44,14 @@ class Request:
         request_id: The JSON-RPC id of the `tools/call` request (unique per connection).
         session_id: The `Mcp-Session-Id` of a streamable-HTTP session, else None (stdio: one client per process).
         report: Sends a progress notification; None when the client sent no progress token.
+        elicit: Asks the client's user to confirm something; None when the client cannot be asked (it declared no
+            form-mode elicitation capability, or the transport has no channel back to it).
     """
 
     request_id: str
     session_id: str | None
     report: Report | None
+    elicit: Elicit | None = None
 
 
 ListTools = Callable[[], list[dict[str, Any]]]
@@ -92,11 +101,30 @@ def _build_v2(name: str, version: str, list_tools: ListTools, call_tool: ToolCal
             async def report(progress: float, total: float | None, message: str | None) -> None:
                 await session.report_progress(progress, total, message)
 
-        request = Request(str(ctx.request_id), _session_id(ctx.request), report)
+        request = Request(str(ctx.request_id), _session_id(ctx.request), report, _elicit_v2(ctx))
         wire = await call_tool(params.name, params.arguments or {}, request)
         return types.CallToolResult.model_validate(wire)
 
     return Server(name, version=version, on_list_tools=on_list_tools, on_call_tool=on_call_tool)
+
+
+def _elicit_v2(ctx: Any) -> Elicit | None:
+    """A confirmation prompt through the client, if it declared form-mode elicitation and can be sent a request."""
+    session = ctx.session
+    capabilities = getattr(session, "client_capabilities", None)
+    elicitation = getattr(capabilities, "elicitation", None)
+    # An empty `elicitation: {}` (protocol 2025-06-18) means form mode; later clients name the modes they support.
+    if elicitation is None or (elicitation.form is None and elicitation.url is not None):
+        return None
+    if not getattr(session, "can_send_request", False):
+        return None
+    request_id = ctx.request_id
+
+    async def elicit(message: str) -> str:
+        result = await session.elicit_form(message, {"type": "object", "properties": {}}, related_request_id=request_id)
+        return str(result.action)
+
+    return elicit
 
 
 def _build_v1(name: str, version: str, list_tools: ListTools, call_tool: ToolCall) -> Any:

@@ -13,31 +13,55 @@ call's task) -> `Tool.call` (validation, the tool, result shaping with its outpu
 id per process over stdio) as `session_id`; its `progress(...)` reports become `notifications/progress`. A client's
 `notifications/cancelled` cancels the request's task in the SDK, which cancels the call here: async tools are
 interrupted, sync tools see `ctx.cancelled`, and an abandoned thread keeps its slots until it ends.
+
+Approval policies (`@tool(approval=...)`, `Toolset(..., approval=...)`, then the server's own `approval=`) are
+evaluated before a call takes a slot, exactly as for agents: the validated input, sync or async policy functions, fail
+closed. "deny" answers with the text agents get. "ask" asks the person at the client through MCP elicitation (a
+form-mode prompt with no fields): accept runs the call once; decline, dismissal, an error or no answer within
+`approval_timeout` denies it. A client that cannot be asked gets an `isError` result saying how to get the call
+approved: nothing runs unapproved. There is no journal here; each decision is logged (`bridge.approvals`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import secrets
 import threading
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import anyio
 import anyio.from_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ..runtime import Limits, Outcome, OutcomeKind, Scheduler, Ticket, Timeouts
-from ..tools import CallResult, Tool, ToolContext, Toolset
+from .._errors import ConfigError
+from ..runtime import ApprovalSettings, Limits, Outcome, OutcomeKind, Scheduler, Ticket, Timeouts, denial_message
+from ..tools import (
+    ApprovalPolicy,
+    ApprovalRequest,
+    CallResult,
+    Tool,
+    ToolContext,
+    Toolset,
+    Verdict,
+    check_policy,
+    evaluate_policy,
+    is_allow,
+)
 from ._content import to_mcp_result
-from ._sdk import Report, Request, build_server
+from ._sdk import Elicit, Report, Request, build_server
 
 __all__ = ["MCPServer"]
 
 log = logging.getLogger("bridge.mcp")
+approval_log = logging.getLogger("bridge.approvals")
 
 _UNSET: Any = object()
 _PROGRESS_BUFFER = 64  # reports waiting to be sent; beyond that, new ones are dropped (progress is advisory)
+_PROMPT_INPUT = 2000  # characters of a call's input shown in the approval prompt
 
 
 class MCPServer:
@@ -54,6 +78,14 @@ class MCPServer:
         limits: Concurrency limits; `per_session` applies per MCP session.
         timeout: Default deadline of one call when neither the tool nor its toolset sets one (precedence tool >
             toolset > this, as for agents). `None` means no deadline.
+        approval: The approval policy of tools whose tool and toolset set none (what `Bridge(approval=...)` is for
+            agents): "allow", "deny", "ask", an `Approval`, or a function of an `ApprovalRequest`.
+        approval_timeout: Seconds to wait for the person at the client to answer an approval prompt; no answer
+            denies the call (always: a call nobody approved never runs over MCP).
+
+    Raises:
+        DefinitionError: `approval` is not a policy.
+        ConfigError: `approval_timeout` is not a positive number.
     """
 
     def __init__(
@@ -63,11 +95,19 @@ class MCPServer:
         name: str = "tool-bridge",
         limits: Limits | None = None,
         timeout: float | None = _UNSET,
+        approval: ApprovalPolicy | None = None,
+        approval_timeout: float = ApprovalSettings.timeout,
     ) -> None:
         self.toolset = Toolset.coerce(toolset)
         self.name = name
         self.limits = limits or Limits()
         self.timeout: float | None = Timeouts().tool if timeout is _UNSET else timeout
+        self.approval = check_policy(approval)
+        if isinstance(approval_timeout, bool) or not isinstance(approval_timeout, int | float):
+            raise ConfigError(f"approval_timeout must be a positive number of seconds, got {approval_timeout!r}")
+        if not 0 < approval_timeout < math.inf:
+            raise ConfigError(f"approval_timeout must be a positive number of seconds, got {approval_timeout!r}")
+        self.approval_timeout = float(approval_timeout)
         self._process_session = "mcp-" + secrets.token_hex(6)
         self._scheduler: Scheduler | None = None
         self._stack: Any = None
@@ -169,6 +209,9 @@ class MCPServer:
         if self._scheduler is None:
             raise RuntimeError("use the server as `async with MCPServer(...)` before serving")
         tool = self.toolset.get(name)
+        refusal = await self._gate(tool, arguments, request)
+        if refusal is not None:
+            return to_mcp_result(refusal, tool=name, request_id=request.request_id)
         ticket = self._ticket(tool, arguments, request)
         send, receive = anyio.create_memory_object_stream[tuple[str, float | None]](_PROGRESS_BUFFER)
         context = ToolContext(
@@ -187,6 +230,92 @@ class MCPServer:
             with send:
                 outcome = await scheduler.run(ticket, lambda run_sync: tool.call(arguments, context, run_sync=run_sync))
         return to_mcp_result(_answer(tool, outcome), tool=name, request_id=request.request_id)
+
+    # -- approvals -------------------------------------------------------------------------------------------------
+
+    async def _gate(self, tool: Tool, arguments: Mapping[str, Any], request: Request) -> CallResult | None:
+        """None when the call may run; else its answer (a denial, or why it cannot be approved here)."""
+        policy = self.toolset.approval_for(tool.name)
+        if policy is None:
+            policy = self.approval
+        if is_allow(policy):  # the fast path: nothing evaluated
+            return None
+        validated = tool.validate_input(arguments)
+        if validated is None:  # the call answers with the validation error; the tool does not run
+            return None
+        approval = ApprovalRequest(
+            tool, MappingProxyType(validated), request.session_id, request.request_id, None, MappingProxyType({})
+        )
+        answer = await evaluate_policy(policy, approval)
+        if answer.verdict is Verdict.ALLOW:
+            self._log_decision(approval, "allowed", "policy")
+            return None
+        if answer.verdict is Verdict.DENY:
+            return self._denied(approval, "policy", answer.reason)
+        if request.elicit is None:
+            self._log_decision(approval, "refused", "client", "the client cannot be asked (no elicitation support)")
+            return CallResult.error(
+                f"The tool {tool.name!r} needs approval before it runs, and this MCP client cannot ask you for it (it "
+                "does not support elicitation). The call did not run. To use the tool: connect with an MCP client "
+                "that supports elicitation, serve it to an agent with `bridge run` (the call then waits for "
+                "`bridge approvals approve`), or change its approval policy."
+            )
+        return await self._ask(approval, arguments, request.elicit)
+
+    async def _ask(self, approval: ApprovalRequest, arguments: Mapping[str, Any], elicit: Elicit) -> CallResult | None:
+        """Ask the person at the client; None when they accept."""
+        shown = json.dumps(dict(arguments), ensure_ascii=False, sort_keys=True, default=str)
+        if len(shown) > _PROMPT_INPUT:
+            shown = shown[:_PROMPT_INPUT] + " ... (cut)"
+        message = (
+            f"{self.name}: allow the tool {approval.tool_name!r} to run once with this input?\n\n{shown}\n\n"
+            "Accept runs it; decline refuses it."
+        )
+        action: str | None = None
+        with anyio.move_on_after(self.approval_timeout):
+            try:
+                action = await elicit(message)
+            except Exception as exc:
+                ref = secrets.token_hex(4)
+                approval_log.warning(
+                    "MCP call %s (request %s): asking the client for approval failed (ref %s): %s",
+                    approval.tool_name,
+                    approval.call_id,
+                    ref,
+                    exc,
+                )
+                reason = f"the MCP client did not answer the approval prompt (ref {ref})"
+                return self._denied(approval, "the bridge", reason)
+        if action == "accept":
+            self._log_decision(approval, "approved", "the user")
+            return None
+        if action is None:
+            return self._denied(approval, "timeout", f"no decision within {self.approval_timeout:g} s")
+        if action == "decline":
+            return self._denied(approval, "the user", "declined in the MCP client")
+        return self._denied(approval, "the user", "the approval prompt was dismissed without a decision")
+
+    def _denied(self, approval: ApprovalRequest, by: str, reason: str | None) -> CallResult:
+        self._log_decision(approval, "denied", by, reason)
+        return CallResult.error(denial_message(by, reason))
+
+    def _log_decision(self, approval: ApprovalRequest, outcome: str, by: str, reason: str | None = None) -> None:
+        approval_log.info(
+            "MCP call %s (request %s, session %s) %s by %s%s",
+            approval.tool_name,
+            approval.call_id,
+            approval.session_id or "stdio",
+            outcome,
+            by,
+            f": {reason}" if reason else "",
+            extra={
+                "session_id": approval.session_id,
+                "tool_use_id": approval.call_id,
+                "tool": approval.tool_name,
+                "approval": outcome,
+                "decided_by": by,
+            },
+        )
 
     def _ticket(self, tool: Tool, arguments: Mapping[str, Any], request: Request) -> Ticket:
         options = tool.options
