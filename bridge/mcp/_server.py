@@ -18,17 +18,24 @@ Approval policies (`@tool(approval=...)`, `Toolset(..., approval=...)`, then the
 evaluated before a call takes a slot, exactly as for agents: the validated input, sync or async policy functions, fail
 closed. "deny" answers with the text agents get. "ask" asks the person at the client through MCP elicitation (a
 form-mode prompt with no fields): accept runs the call once; decline, dismissal, an error or no answer within
-`approval_timeout` denies it. A client that cannot be asked gets an `isError` result saying how to get the call
-approved: nothing runs unapproved. There is no journal here; each decision is logged (`bridge.approvals`).
+`approval_timeout` denies it. On the 2025 protocols the prompt is an `elicitation/create` request sent while the
+call waits; on 2026-07-28 it is an `input_required` result, and the client retries the call with the answer and the
+`requestState` we gave it: an HMAC (key per server process) over the tool, the exact arguments, the MCP session, a
+one-time nonce and the deadline, so an answer cannot be moved to other arguments, replayed, or used late. A client
+that cannot be asked gets an `isError` result saying how to get the call approved: nothing runs unapproved. There is
+no journal here; each decision is logged (`bridge.approvals`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import math
 import secrets
 import threading
+import time
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -52,7 +59,7 @@ from ..tools import (
     is_allow,
 )
 from ._content import to_mcp_result
-from ._sdk import Elicit, Report, Request, build_server
+from ._sdk import APPROVAL_PROMPT, Elicit, Report, Request, Retry, build_server, input_required
 
 __all__ = ["MCPServer"]
 
@@ -108,6 +115,8 @@ class MCPServer:
         if not 0 < approval_timeout < math.inf:
             raise ConfigError(f"approval_timeout must be a positive number of seconds, got {approval_timeout!r}")
         self.approval_timeout = float(approval_timeout)
+        self._state_key = secrets.token_bytes(32)  # signs the `requestState` of 2026-07-28 approval prompts
+        self._used: dict[str, float] = {}  # nonces of approval answers already acted on -> their deadline
         self._process_session = "mcp-" + secrets.token_hex(6)
         self._scheduler: Scheduler | None = None
         self._stack: Any = None
@@ -210,6 +219,8 @@ class MCPServer:
             raise RuntimeError("use the server as `async with MCPServer(...)` before serving")
         tool = self.toolset.get(name)
         refusal = await self._gate(tool, arguments, request)
+        if isinstance(refusal, dict):  # an approval prompt the client answers by retrying the call
+            return refusal
         if refusal is not None:
             return to_mcp_result(refusal, tool=name, request_id=request.request_id)
         ticket = self._ticket(tool, arguments, request)
@@ -233,8 +244,11 @@ class MCPServer:
 
     # -- approvals -------------------------------------------------------------------------------------------------
 
-    async def _gate(self, tool: Tool, arguments: Mapping[str, Any], request: Request) -> CallResult | None:
-        """None when the call may run; else its answer (a denial, or why it cannot be approved here)."""
+    async def _gate(
+        self, tool: Tool, arguments: Mapping[str, Any], request: Request
+    ) -> CallResult | dict[str, Any] | None:
+        """None when the call may run; else its answer (a denial, why it cannot be approved here, or an
+        `input_required` prompt as a wire dict)."""
         policy = self.toolset.approval_for(tool.name)
         if policy is None:
             policy = self.approval
@@ -252,25 +266,68 @@ class MCPServer:
             return None
         if answer.verdict is Verdict.DENY:
             return self._denied(approval, "policy", answer.reason)
+        if request.elicit is None and request.retry is not None:
+            return self._ask_by_retry(approval, arguments, request.retry)
         if request.elicit is None:
             self._log_decision(approval, "refused", "client", "the client cannot be asked (no elicitation support)")
             return CallResult.error(
                 f"The tool {tool.name!r} needs approval before it runs, and this MCP client cannot ask you for it (it "
-                "does not support elicitation). The call did not run. To use the tool: connect with an MCP client "
-                "that supports elicitation, serve it to an agent with `bridge run` (the call then waits for "
-                "`bridge approvals approve`), or change its approval policy."
+                "does not support elicitation, or this connection cannot carry it). The call did not run. To use the "
+                "tool: connect with an MCP client that supports elicitation, serve it to an agent with `bridge run` "
+                "(the call then waits for `bridge approvals approve`), or change its approval policy."
             )
         return await self._ask(approval, arguments, request.elicit)
 
-    async def _ask(self, approval: ApprovalRequest, arguments: Mapping[str, Any], elicit: Elicit) -> CallResult | None:
-        """Ask the person at the client; None when they accept."""
+    def _prompt(self, approval: ApprovalRequest, arguments: Mapping[str, Any]) -> str:
         shown = json.dumps(dict(arguments), ensure_ascii=False, sort_keys=True, default=str)
         if len(shown) > _PROMPT_INPUT:
             shown = shown[:_PROMPT_INPUT] + " ... (cut)"
-        message = (
+        return (
             f"{self.name}: allow the tool {approval.tool_name!r} to run once with this input?\n\n{shown}\n\n"
             "Accept runs it; decline refuses it."
         )
+
+    def _ask_by_retry(
+        self, approval: ApprovalRequest, arguments: Mapping[str, Any], retry: Retry
+    ) -> CallResult | dict[str, Any] | None:
+        """2026-07-28: prompt with an `input_required` result; on the retried call, act on the (verified) answer."""
+        if retry.state is None:
+            deadline = int((time.time() + self.approval_timeout) * 1000)
+            nonce = secrets.token_hex(12)
+            state = f"{deadline}.{nonce}.{self._sign(deadline, nonce, approval, arguments)}"
+            return input_required(self._prompt(approval, arguments), state)
+        deadline_text, _, rest = retry.state.partition(".")
+        nonce, _, signature = rest.partition(".")
+        expected = self._sign(int(deadline_text), nonce, approval, arguments) if deadline_text.isdigit() else ""
+        if not expected or not hmac.compare_digest(signature, expected):
+            return self._denied(approval, "the bridge", "the approval answer does not belong to this call")
+        now = time.time()
+        if now * 1000 > int(deadline_text):
+            return self._denied(approval, "timeout", f"no decision within {self.approval_timeout:g} s")
+        self._used = {n: until for n, until in self._used.items() if until >= now}
+        if nonce in self._used:
+            return self._denied(approval, "the bridge", "that approval was already used (approve each call)")
+        self._used[nonce] = int(deadline_text) / 1000
+        return self._act_on_answer(approval, retry.answers.get(APPROVAL_PROMPT))
+
+    def _sign(self, deadline: int, nonce: str, approval: ApprovalRequest, arguments: Mapping[str, Any]) -> str:
+        canonical = json.dumps(dict(arguments), ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+        bound = json.dumps([deadline, nonce, approval.tool_name, approval.session_id, canonical])
+        return hmac.new(self._state_key, bound.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def _act_on_answer(self, approval: ApprovalRequest, action: str | None) -> CallResult | None:
+        if action == "accept":
+            self._log_decision(approval, "approved", "the user")
+            return None
+        if action == "decline":
+            return self._denied(approval, "the user", "declined in the MCP client")
+        if action == "cancel":
+            return self._denied(approval, "the user", "the approval prompt was dismissed without a decision")
+        return self._denied(approval, "the bridge", "the MCP client sent no answer to the approval prompt")
+
+    async def _ask(self, approval: ApprovalRequest, arguments: Mapping[str, Any], elicit: Elicit) -> CallResult | None:
+        """Ask the person at the client; None when they accept."""
+        message = self._prompt(approval, arguments)
         action: str | None = None
         with anyio.move_on_after(self.approval_timeout):
             try:
@@ -286,14 +343,9 @@ class MCPServer:
                 )
                 reason = f"the MCP client did not answer the approval prompt (ref {ref})"
                 return self._denied(approval, "the bridge", reason)
-        if action == "accept":
-            self._log_decision(approval, "approved", "the user")
-            return None
         if action is None:
             return self._denied(approval, "timeout", f"no decision within {self.approval_timeout:g} s")
-        if action == "decline":
-            return self._denied(approval, "the user", "declined in the MCP client")
-        return self._denied(approval, "the user", "the approval prompt was dismissed without a decision")
+        return self._act_on_answer(approval, action)
 
     def _denied(self, approval: ApprovalRequest, by: str, reason: str | None) -> CallResult:
         self._log_decision(approval, "denied", by, reason)
