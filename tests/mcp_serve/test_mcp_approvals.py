@@ -1,11 +1,14 @@
 """Approval policies over MCP (`bridge mcp serve` / `MCPServer`): allow, deny, a policy function, and "ask" put to the
 person at the client through elicitation (accept, decline, dismiss, no answer), or refused when the client cannot be
-asked. Driven by the official `mcp` client over stdio (a real subprocess) and streamable HTTP (in-process)."""
+asked. Driven by the official `mcp` client over stdio (a real subprocess) and streamable HTTP (in-process), on the
+2025 handshake protocol (`ClientSession`: the prompt is an `elicitation/create` request) and on 2026-07-28 (`Client`:
+the prompt is an `input_required` result the client answers by retrying the call)."""
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,9 +17,9 @@ from typing import Any
 import anyio
 import approval_tools
 import pytest
-from mcp import ClientSession
+from mcp import Client, StdioServerParameters
 from mcp.types import ElicitResult
-from serve_support import http_server, http_session, is_error, stdio_session, texts
+from serve_support import ROOT, bridge_env, http_server, http_session, is_error, stdio_session, texts
 
 from bridge import Approval, ConfigError, DefinitionError, Toolset, tool
 from bridge.mcp import MCPServer
@@ -24,6 +27,7 @@ from bridge.mcp import MCPServer
 pytestmark = pytest.mark.anyio
 
 TRANSPORTS = pytest.mark.parametrize("transport", ["stdio", "http"])
+PROTOCOLS = pytest.mark.parametrize("protocol", ["2025", "2026"])
 TOOLS = f"{Path(approval_tools.__file__).resolve()}:toolset"
 
 
@@ -40,22 +44,39 @@ class Asker:
 
 
 @asynccontextmanager
-async def connect(transport: str, asker: Asker | None = None, **server: Any) -> AsyncIterator[ClientSession]:
-    """A session with the approval tools; with `asker`, the client supports elicitation and answers through it."""
+async def connect(
+    transport: str, asker: Asker | None = None, protocol: str = "2025", **server: Any
+) -> AsyncIterator[Any]:
+    """A client of the approval tools (`call_tool(name, arguments)`); with `asker`, it supports elicitation and
+    answers through it. "2025": a `ClientSession` after the initialize handshake; "2026": a `Client`, which
+    negotiates 2026-07-28 and answers `input_required` results by retrying."""
     client = {"elicitation_callback": asker} if asker is not None else {}
     approval_tools.ran.clear()
-    if transport == "stdio":
+    if protocol == "2026":
+        async with serve(transport, server) as target, Client(target, **client) as modern:
+            assert modern.session.protocol_version == "2026-07-28"
+            yield modern
+    elif transport == "stdio":
         async with stdio_session([TOOLS], **client) as session:
             yield session
     else:
-        async with (
-            http_server(approval_tools.toolset, server_options=server) as (url, _),
-            http_session(url, **client) as session,
-        ):
+        async with serve(transport, server) as url, http_session(url, **client) as session:
             yield session
 
 
-async def runs(session: ClientSession) -> dict[str, int]:
+@asynccontextmanager
+async def serve(transport: str, server: dict[str, Any]) -> AsyncIterator[Any]:
+    """What a `Client` connects to: the `bridge mcp serve` command line, or the URL of an in-process server."""
+    if transport == "stdio":
+        yield StdioServerParameters(
+            command=sys.executable, args=["-m", "bridge", "mcp", "serve", TOOLS], env=bridge_env(), cwd=str(ROOT)
+        )
+    else:
+        async with http_server(approval_tools.toolset, server_options=server) as (url, _):
+            yield url
+
+
+async def runs(session: Any) -> dict[str, int]:
     """Which gated tools ran, as the serving process counted them."""
     return dict(json.loads(texts(await session.call_tool("runs", {}))[0]))
 
@@ -86,10 +107,11 @@ async def test_deny_answers_with_the_agents_denial_text(transport: str) -> None:
 
 
 @TRANSPORTS
-async def test_ask_accepted_in_the_client_runs_the_call_once(transport: str) -> None:
+@PROTOCOLS
+async def test_ask_accepted_in_the_client_runs_the_call_once(transport: str, protocol: str) -> None:
     """ "ask" prompts the person at the client (tool name and input shown); accepting runs the call once."""
     asker = Asker("accept")
-    async with connect(transport, asker) as session:
+    async with connect(transport, asker, protocol) as session:
         result = await session.call_tool("open_door", {"door": 7})
         assert await runs(session) == {"open_door": 1}
     assert (texts(result), is_error(result)) == (["door 7 is open"], False)
@@ -100,14 +122,15 @@ async def test_ask_accepted_in_the_client_runs_the_call_once(transport: str) -> 
 
 
 @TRANSPORTS
+@PROTOCOLS
 @pytest.mark.parametrize(
     ("action", "why"),
     [("decline", "declined in the MCP client"), ("cancel", "the approval prompt was dismissed without a decision")],
 )
-async def test_ask_declined_in_the_client_is_denied(transport: str, action: str, why: str) -> None:
+async def test_ask_declined_in_the_client_is_denied(transport: str, protocol: str, action: str, why: str) -> None:
     """Declining (or dismissing) the prompt denies the call: it does not run, and the model reads why."""
     asker = Asker(action)
-    async with connect(transport, asker) as session:
+    async with connect(transport, asker, protocol) as session:
         result = await session.call_tool("open_door", {"door": 7})
         assert await runs(session) == {}
     assert is_error(result)
@@ -116,9 +139,10 @@ async def test_ask_declined_in_the_client_is_denied(transport: str, action: str,
 
 
 @TRANSPORTS
-async def test_ask_without_elicitation_support_is_refused(transport: str) -> None:
+@PROTOCOLS
+async def test_ask_without_elicitation_support_is_refused(transport: str, protocol: str) -> None:
     """A client that cannot be asked gets `isError` saying the tool needs approval and how to get it; nothing runs."""
-    async with connect(transport) as session:
+    async with connect(transport, None, protocol) as session:
         result = await session.call_tool("open_door", {"door": 7})
         assert await runs(session) == {}
     assert is_error(result)
@@ -211,3 +235,50 @@ async def test_bridge_toml_approval_patterns_apply_to_mcp_serve(tmp_path: Path) 
         waved = await session.call_tool("wave", {})
     assert texts(greeted) == ["Denied by policy. The call did not run."]
     assert texts(waved) == ["waved"]
+
+
+async def test_a_2026_approval_answer_cannot_be_moved_replayed_or_used_late() -> None:
+    """The `requestState` of a 2026-07-28 prompt binds the answer to the call: retried with other arguments, a second
+    time, or after the approval timeout, the call is denied and does not run."""
+    accept = {"approval": ElicitResult(action="accept", content={})}
+
+    async def prompt(client: Client, door: int) -> str:
+        asked = await client.session.call_tool("open_door", {"door": door}, allow_input_required=True)
+        assert asked.result_type == "input_required"
+        assert asked.request_state is not None
+        return asked.request_state
+
+    approval_tools.ran.clear()
+    async with (
+        http_server(approval_tools.toolset, server_options={"approval_timeout": 0.5}) as (url, _),
+        Client(url, elicitation_callback=Asker("accept")) as client,
+    ):
+        state = await prompt(client, 1)
+        moved = await client.session.call_tool("open_door", {"door": 2}, input_responses=accept, request_state=state)
+        forged = await client.session.call_tool(
+            "open_door",
+            {"door": 1},
+            input_responses=accept,
+            request_state=state[:-1] + ("1" if state.endswith("0") else "0"),
+        )
+        ran = await client.session.call_tool("open_door", {"door": 1}, input_responses=accept, request_state=state)
+        replayed = await client.session.call_tool("open_door", {"door": 1}, input_responses=accept, request_state=state)
+        late_state = await prompt(client, 3)
+        await anyio.sleep(0.6)
+        late = await client.session.call_tool(
+            "open_door", {"door": 3}, input_responses=accept, request_state=late_state
+        )
+        unanswered = await client.session.call_tool("open_door", {"door": 4}, request_state=await prompt(client, 4))
+        assert await runs(client) == {"open_door": 1}
+    assert texts(ran) == ["door 1 is open"]
+    does_not_belong = ["Denied by the bridge: the approval answer does not belong to this call. The call did not run."]
+    assert texts(moved) == does_not_belong
+    assert texts(forged) == does_not_belong
+    assert texts(replayed) == [
+        "Denied by the bridge: that approval was already used (approve each call). The call did not run."
+    ]
+    assert texts(late) == ["Denied by timeout: no decision within 0.5 s. The call did not run."]
+    assert texts(unanswered) == [
+        "Denied by the bridge: the MCP client sent no answer to the approval prompt. The call did not run."
+    ]
+    assert all(is_error(r) for r in (moved, forged, replayed, late, unanswered))
