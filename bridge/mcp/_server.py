@@ -298,7 +298,8 @@ class MCPServer:
             return input_required(self._prompt(approval, arguments), state)
         deadline_text, _, rest = retry.state.partition(".")
         nonce, _, signature = rest.partition(".")
-        expected = self._sign(int(deadline_text), nonce, approval, arguments) if deadline_text.isdigit() else ""
+        well_formed = deadline_text.isdigit() and len(deadline_text) <= 16  # ms since the epoch; no giant ints
+        expected = self._sign(int(deadline_text), nonce, approval, arguments) if well_formed else ""
         if not expected or not hmac.compare_digest(signature, expected):
             return self._denied(approval, "the bridge", "the approval answer does not belong to this call")
         now = time.time()

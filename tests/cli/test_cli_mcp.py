@@ -137,33 +137,33 @@ def _server_toml(approval: str) -> str:
     )
 
 
-async def _open_policies(toml: str) -> tuple[object, dict[str, object]]:
+async def _open_policies(toml: str, where: Path) -> tuple[object, dict[str, object]]:
     """The toolset-level policy and each tool's policy of the one configured MCP server (spawned to list them)."""
-    import tomllib
     from types import SimpleNamespace
 
-    from bridge.cli._config import parse_config
+    from bridge.cli._config import load_config
     from bridge.cli._mcp import mcp_toolsets
 
-    config = parse_config(tomllib.loads(toml), {})
+    (where / "bridge.toml").write_text(toml, encoding="utf-8")  # the pins go next to it
+    config = load_config(where / "bridge.toml", {})
     [toolset] = mcp_toolsets(SimpleNamespace(mcp_config=None), config, {})
     async with toolset:
         return toolset.approval, {name: toolset.approval_for(name) for name in ("f_echo", "f_hang", "f_fails")}
 
 
-def test_mcp_server_approval_from_bridge_toml() -> None:
+def test_mcp_server_approval_from_bridge_toml(tmp_path: Path) -> None:
     """`approval = "ask"` is the server's toolset policy; the table form sets per-tool policies by the server's own
     tool names (first match wins) over its default."""
     import anyio
 
-    whole = anyio.run(_open_policies, _server_toml('approval = "ask"'))
+    whole = anyio.run(_open_policies, _server_toml('approval = "ask"'), tmp_path)
     assert whole == ("ask", {"f_echo": "ask", "f_hang": "ask", "f_fails": "ask"})
     table = 'approval = { default = "allow", tools = { "ech*" = "ask", "hang" = "deny", "*" = "ask" } }'
-    assert anyio.run(_open_policies, _server_toml(table)) == (
+    assert anyio.run(_open_policies, _server_toml(table), tmp_path) == (
         "allow",
         {"f_echo": "ask", "f_hang": "deny", "f_fails": "ask"},
     )
-    patterns_only = anyio.run(_open_policies, _server_toml('approval = { tools = { "hang" = "deny" } }'))
+    patterns_only = anyio.run(_open_policies, _server_toml('approval = { tools = { "hang" = "deny" } }'), tmp_path)
     assert patterns_only == (None, {"f_echo": None, "f_hang": "deny", "f_fails": None})  # the others: the bridge's
 
 

@@ -261,6 +261,9 @@ async def test_a_2026_approval_answer_cannot_be_moved_replayed_or_used_late() ->
             input_responses=accept,
             request_state=state[:-1] + ("1" if state.endswith("0") else "0"),
         )
+        garbage = await client.session.call_tool(
+            "open_door", {"door": 1}, input_responses=accept, request_state="9" * 5000 + ".x.y"
+        )
         ran = await client.session.call_tool("open_door", {"door": 1}, input_responses=accept, request_state=state)
         replayed = await client.session.call_tool("open_door", {"door": 1}, input_responses=accept, request_state=state)
         late_state = await prompt(client, 3)
@@ -274,6 +277,7 @@ async def test_a_2026_approval_answer_cannot_be_moved_replayed_or_used_late() ->
     does_not_belong = ["Denied by the bridge: the approval answer does not belong to this call. The call did not run."]
     assert texts(moved) == does_not_belong
     assert texts(forged) == does_not_belong
+    assert texts(garbage) == does_not_belong
     assert texts(replayed) == [
         "Denied by the bridge: that approval was already used (approve each call). The call did not run."
     ]
