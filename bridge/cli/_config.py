@@ -97,6 +97,7 @@ _TOP_KEYS = (
 )
 _APPROVAL_KEYS = ("timeout", "on_timeout", "poll_interval", "http_token", "tools")
 _POLICIES = ("allow", "deny", "ask")
+_MCP_SERVER_KEYS = ("name", "type", "command", "args", "env", "cwd", "url", "headers")  # + the mcp_toolset options
 _TOOLSET_KEYS = ("use", "prefix")
 _JOURNAL_BACKENDS = ("sqlite", "memory")
 # Option names that hold secrets, and URLs with a password (`postgresql://user:pw@host/db`): refused as plain values.
@@ -562,11 +563,38 @@ class _Checker:
             if not isinstance(name, str) or not name:
                 self.problem(f"{where}.name", "required: the server's name (logs, pins, default tool prefix)")
                 continue
-            resolved = reveal(self.resolve(dict(entry), where))
+            self.unknown(entry, where, _MCP_SERVER_KEYS + OPTION_KEYS)
+            approval = entry.get("approval")
+            if approval is not None:
+                self.mcp_approval(approval, f"{where}.approval")
+            resolved = reveal(self.resolve({k: v for k, v in entry.items() if k != "approval"}, where))
             options = {k: resolved.pop(k) for k in OPTION_KEYS if k in resolved}
+            if approval is not None:
+                options["approval"] = approval
             del resolved["name"]
             entries.append(McpEntry(name, resolved, options))
         return entries
+
+    def mcp_approval(self, value: Any, where: str) -> None:
+        """`approval = "ask"`, or `approval = { default = "allow", tools = { "delete_*" = "ask" } }`."""
+        form = 'one of allow, deny, ask, or a table { default = "allow", tools = { "delete_*" = "ask" } }'
+        if isinstance(value, str):
+            if value not in _POLICIES:
+                self.problem(where, f"must be {form}, got {value!r}")
+            return
+        if not isinstance(value, Mapping):
+            self.problem(where, f"must be {form}, got {_kind(value)}")
+            return
+        self.unknown(value, where, ("default", "tools"))
+        if "default" in value and value["default"] not in _POLICIES:
+            self.problem(f"{where}.default", f"must be one of {', '.join(_POLICIES)}, got {value['default']!r}")
+        tools = value.get("tools", {})
+        if not isinstance(tools, Mapping):
+            self.problem(f"{where}.tools", f'must be a table of "pattern" = "policy", got {_kind(tools)}')
+            return
+        for pattern, policy in tools.items():
+            if policy not in _POLICIES:
+                self.problem(f"{where}.tools.{pattern}", f"must be one of {', '.join(_POLICIES)}, got {policy!r}")
 
 
 def _numeric(table: Mapping[str, Any]) -> dict[str, Any]:

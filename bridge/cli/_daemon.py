@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import fnmatch
 import gc
 import logging
 import signal
@@ -28,7 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskStatus
@@ -43,12 +42,13 @@ from ._console import Console, format_status, live_console
 from ._fleet import FleetPlan, is_postgres_url, make_budget, serve_webhooks
 from ._health import HealthServer
 from ._otel import configure_tracing
+from ._policy import approval_plan
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
 
-    from ..tools import ApprovalPolicy, ApprovalRequest, Toolset
-    from ._config import ApprovalsSpec, Config
+    from ..tools import ApprovalPolicy, Toolset
+    from ._config import Config
 
 __all__ = [
     "AbandonedThreads",
@@ -433,30 +433,6 @@ async def warn_drift(client: AsyncAnthropic, agent_id: str, definitions: Sequenc
             agent_id,
             extra={"agent": agent_id, "drift": [f"{c.kind} {c.name}" for c in diff.changes]},
         )
-
-
-def approval_plan(spec: ApprovalsSpec) -> tuple[ApprovalPolicy | None, ApprovalSettings]:
-    """The bridge-level policy of `[approvals.tools]` (first matching pattern wins; no match allows) and the
-    `ApprovalSettings` of `[approvals]`.
-
-    Raises:
-        ConfigError: A setting is invalid.
-    """
-    try:
-        settings = ApprovalSettings(**spec.settings)
-    except ConfigError as exc:
-        raise ConfigError([f"approvals: {p}" for p in exc.problems]) from None
-    patterns = spec.tools
-    if not patterns:
-        return None, settings
-
-    def by_pattern(request: ApprovalRequest) -> Literal["allow", "deny", "ask"]:
-        for pattern, policy in patterns:
-            if fnmatch.fnmatchcase(request.tool_name, pattern):
-                return policy
-        return "allow"
-
-    return by_pattern, settings
 
 
 def journal_path(choice: str | None, state_dir: Path | None, config: Config) -> Path | None:

@@ -10,11 +10,18 @@ args = ["mcp-server-time"]
 name = "docs"
 url = "https://mcp.example.com/mcp"
 headers = { Authorization = { env = "DOCS_MCP_TOKEN" } }
+
+[[mcp.servers]]
+name = "admin"
+command = "admin-mcp"
+approval = { default = "allow", tools = { "delete_*" = "ask", "drop_*" = "deny" } }   # or: approval = "ask"
 ```
 
 Besides what the JSON format has (`command`, `args`, `env`, `cwd` / `url`, `headers`), a bridge.toml entry may set
-`prefix`, `timeout`, `trusted`, `protocol` and `output_budget` (the `mcp_toolset` arguments). In the JSON file
-`${VAR}` and `${VAR:-default}` are expanded from the environment, as Claude Code does.
+`prefix`, `timeout`, `trusted`, `protocol`, `output_budget` and `approval` (the `mcp_toolset` arguments; `approval`
+patterns match the server's own tool names). In the JSON file `${VAR}` and `${VAR:-default}` are expanded from the
+environment, as Claude Code does; it has no `approval` (Claude's format): its servers' tools get bridge.toml's
+`[approvals.tools]` patterns, like any tool without a policy of its own.
 
 Definitions are pinned in `bridge.mcp.lock` next to bridge.toml (or next to the JSON file when there is no
 bridge.toml); `bridge mcp pin` reviews and accepts changes.
@@ -40,7 +47,7 @@ if TYPE_CHECKING:
 __all__ = ["LOCK_NAME", "McpEntry", "lock_path", "mcp_entries", "mcp_toolsets"]
 
 LOCK_NAME = "bridge.mcp.lock"
-OPTION_KEYS = ("prefix", "timeout", "trusted", "protocol", "output_budget")
+OPTION_KEYS = ("prefix", "timeout", "trusted", "protocol", "output_budget", "approval")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 

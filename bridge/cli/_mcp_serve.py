@@ -4,6 +4,11 @@ stdio by default (what Claude Desktop and Claude Code launch); `--http` serves s
 loopback unless told otherwise. The bearer token comes from the environment: `--token-env NAME`, else
 `[mcp.serve] token = { env = "NAME" }`, else `BRIDGE_MCP_TOKEN` when it is set. Binding a non-loopback interface
 without a token is refused: anyone on the network could call the tools.
+
+Approval policies apply as under `bridge run`: each tool's and toolset's own `approval=`, then bridge.toml's
+`[approvals.tools]` patterns; a call whose policy says "ask" is put to the person at the MCP client (elicitation),
+for at most `[approvals] timeout` seconds (no answer denies it, whatever `on_timeout` says: that setting is for calls
+parked in a journal).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from .._errors import ConfigError
 from ..mcp import MCPServer, is_loopback, require_mcp
 from ..runtime import Limits
 from ._config import parse_address
+from ._policy import approval_plan
 from ._setup import EXIT_OK, load_config_for, load_tools
 
 __all__ = ["TOKEN_ENV", "add_serve_parser", "run_mcp_serve"]
@@ -68,9 +74,11 @@ async def run_mcp_serve(args: argparse.Namespace, environ: Mapping[str, str]) ->
             f"refusing to serve MCP on {http[0]} without a bearer token: set {TOKEN_ENV} (or --token-env NAME), "
             "or bind 127.0.0.1"
         )
+    approval, approval_settings = approval_plan(config.approvals)
     require_mcp()
     timeout = args.timeout or config.timeout
     options: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
+    options.update(approval=approval, approval_timeout=approval_settings.timeout)
     async with MCPServer(toolset, name=args.name or spec.name or "tool-bridge", limits=limits, **options) as server:
         if http is None:
             log.info("serving %d tool(s) over MCP on stdio", len(toolset))

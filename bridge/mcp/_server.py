@@ -13,31 +13,62 @@ call's task) -> `Tool.call` (validation, the tool, result shaping with its outpu
 id per process over stdio) as `session_id`; its `progress(...)` reports become `notifications/progress`. A client's
 `notifications/cancelled` cancels the request's task in the SDK, which cancels the call here: async tools are
 interrupted, sync tools see `ctx.cancelled`, and an abandoned thread keeps its slots until it ends.
+
+Approval policies (`@tool(approval=...)`, `Toolset(..., approval=...)`, then the server's own `approval=`) are
+evaluated before a call takes a slot, exactly as for agents: the validated input, sync or async policy functions, fail
+closed. "deny" answers with the text agents get. "ask" asks the person at the client through MCP elicitation (a
+form-mode prompt with no fields): accept runs the call once; decline, dismissal, an error or no answer within
+`approval_timeout` denies it. On the 2025 protocols the prompt is an `elicitation/create` request sent while the
+call waits; on 2026-07-28 it is an `input_required` result, and the client retries the call with the answer and the
+`requestState` we gave it: an HMAC (key per server process) over the tool, the exact arguments, the MCP session, a
+one-time nonce and the deadline, so an answer cannot be moved to other arguments, replayed, or used late. A client
+that cannot be asked gets an `isError` result saying how to get the call approved: nothing runs unapproved. There is
+no journal here; each decision is logged (`bridge.approvals`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import logging
+import math
 import secrets
 import threading
+import time
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import anyio
 import anyio.from_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ..runtime import Limits, Outcome, OutcomeKind, Scheduler, Ticket, Timeouts
-from ..tools import CallResult, Tool, ToolContext, Toolset
+from .._errors import ConfigError
+from ..runtime import ApprovalSettings, Limits, Outcome, OutcomeKind, Scheduler, Ticket, Timeouts, denial_message
+from ..tools import (
+    ApprovalPolicy,
+    ApprovalRequest,
+    CallResult,
+    Tool,
+    ToolContext,
+    Toolset,
+    Verdict,
+    check_policy,
+    evaluate_policy,
+    is_allow,
+)
 from ._content import to_mcp_result
-from ._sdk import Report, Request, build_server
+from ._sdk import APPROVAL_PROMPT, Elicit, Report, Request, Retry, build_server, input_required
 
 __all__ = ["MCPServer"]
 
 log = logging.getLogger("bridge.mcp")
+approval_log = logging.getLogger("bridge.approvals")
 
 _UNSET: Any = object()
 _PROGRESS_BUFFER = 64  # reports waiting to be sent; beyond that, new ones are dropped (progress is advisory)
+_PROMPT_INPUT = 2000  # characters of a call's input shown in the approval prompt
 
 
 class MCPServer:
@@ -54,6 +85,14 @@ class MCPServer:
         limits: Concurrency limits; `per_session` applies per MCP session.
         timeout: Default deadline of one call when neither the tool nor its toolset sets one (precedence tool >
             toolset > this, as for agents). `None` means no deadline.
+        approval: The approval policy of tools whose tool and toolset set none (what `Bridge(approval=...)` is for
+            agents): "allow", "deny", "ask", an `Approval`, or a function of an `ApprovalRequest`.
+        approval_timeout: Seconds to wait for the person at the client to answer an approval prompt; no answer
+            denies the call (always: a call nobody approved never runs over MCP).
+
+    Raises:
+        DefinitionError: `approval` is not a policy.
+        ConfigError: `approval_timeout` is not a positive number.
     """
 
     def __init__(
@@ -63,11 +102,21 @@ class MCPServer:
         name: str = "tool-bridge",
         limits: Limits | None = None,
         timeout: float | None = _UNSET,
+        approval: ApprovalPolicy | None = None,
+        approval_timeout: float = ApprovalSettings.timeout,
     ) -> None:
         self.toolset = Toolset.coerce(toolset)
         self.name = name
         self.limits = limits or Limits()
         self.timeout: float | None = Timeouts().tool if timeout is _UNSET else timeout
+        self.approval = check_policy(approval)
+        if isinstance(approval_timeout, bool) or not isinstance(approval_timeout, int | float):
+            raise ConfigError(f"approval_timeout must be a positive number of seconds, got {approval_timeout!r}")
+        if not 0 < approval_timeout < math.inf:
+            raise ConfigError(f"approval_timeout must be a positive number of seconds, got {approval_timeout!r}")
+        self.approval_timeout = float(approval_timeout)
+        self._state_key = secrets.token_bytes(32)  # signs the `requestState` of 2026-07-28 approval prompts
+        self._used: dict[str, float] = {}  # nonces of approval answers already acted on -> their deadline
         self._process_session = "mcp-" + secrets.token_hex(6)
         self._scheduler: Scheduler | None = None
         self._stack: Any = None
@@ -169,6 +218,11 @@ class MCPServer:
         if self._scheduler is None:
             raise RuntimeError("use the server as `async with MCPServer(...)` before serving")
         tool = self.toolset.get(name)
+        refusal = await self._gate(tool, arguments, request)
+        if isinstance(refusal, dict):  # an approval prompt the client answers by retrying the call
+            return refusal
+        if refusal is not None:
+            return to_mcp_result(refusal, tool=name, request_id=request.request_id)
         ticket = self._ticket(tool, arguments, request)
         send, receive = anyio.create_memory_object_stream[tuple[str, float | None]](_PROGRESS_BUFFER)
         context = ToolContext(
@@ -187,6 +241,134 @@ class MCPServer:
             with send:
                 outcome = await scheduler.run(ticket, lambda run_sync: tool.call(arguments, context, run_sync=run_sync))
         return to_mcp_result(_answer(tool, outcome), tool=name, request_id=request.request_id)
+
+    # -- approvals -------------------------------------------------------------------------------------------------
+
+    async def _gate(
+        self, tool: Tool, arguments: Mapping[str, Any], request: Request
+    ) -> CallResult | dict[str, Any] | None:
+        """None when the call may run; else its answer (a denial, why it cannot be approved here, or an
+        `input_required` prompt as a wire dict)."""
+        policy = self.toolset.approval_for(tool.name)
+        if policy is None:
+            policy = self.approval
+        if is_allow(policy):  # the fast path: nothing evaluated
+            return None
+        validated = tool.validate_input(arguments)
+        if validated is None:  # the call answers with the validation error; the tool does not run
+            return None
+        approval = ApprovalRequest(
+            tool, MappingProxyType(validated), request.session_id, request.request_id, None, MappingProxyType({})
+        )
+        answer = await evaluate_policy(policy, approval)
+        if answer.verdict is Verdict.ALLOW:
+            self._log_decision(approval, "allowed", "policy")
+            return None
+        if answer.verdict is Verdict.DENY:
+            return self._denied(approval, "policy", answer.reason)
+        if request.elicit is None and request.retry is not None:
+            return self._ask_by_retry(approval, arguments, request.retry)
+        if request.elicit is None:
+            self._log_decision(approval, "refused", "client", "the client cannot be asked (no elicitation support)")
+            return CallResult.error(
+                f"The tool {tool.name!r} needs approval before it runs, and this MCP client cannot ask you for it (it "
+                "does not support elicitation, or this connection cannot carry it). The call did not run. To use the "
+                "tool: connect with an MCP client that supports elicitation, serve it to an agent with `bridge run` "
+                "(the call then waits for `bridge approvals approve`), or change its approval policy."
+            )
+        return await self._ask(approval, arguments, request.elicit)
+
+    def _prompt(self, approval: ApprovalRequest, arguments: Mapping[str, Any]) -> str:
+        shown = json.dumps(dict(arguments), ensure_ascii=False, sort_keys=True, default=str)
+        if len(shown) > _PROMPT_INPUT:
+            shown = shown[:_PROMPT_INPUT] + " ... (cut)"
+        return (
+            f"{self.name}: allow the tool {approval.tool_name!r} to run once with this input?\n\n{shown}\n\n"
+            "Accept runs it; decline refuses it."
+        )
+
+    def _ask_by_retry(
+        self, approval: ApprovalRequest, arguments: Mapping[str, Any], retry: Retry
+    ) -> CallResult | dict[str, Any] | None:
+        """2026-07-28: prompt with an `input_required` result; on the retried call, act on the (verified) answer."""
+        if retry.state is None:
+            deadline = int((time.time() + self.approval_timeout) * 1000)
+            nonce = secrets.token_hex(12)
+            state = f"{deadline}.{nonce}.{self._sign(deadline, nonce, approval, arguments)}"
+            return input_required(self._prompt(approval, arguments), state)
+        deadline_text, _, rest = retry.state.partition(".")
+        nonce, _, signature = rest.partition(".")
+        well_formed = deadline_text.isdigit() and len(deadline_text) <= 16  # ms since the epoch; no giant ints
+        expected = self._sign(int(deadline_text), nonce, approval, arguments) if well_formed else ""
+        if not expected or not hmac.compare_digest(signature, expected):
+            return self._denied(approval, "the bridge", "the approval answer does not belong to this call")
+        now = time.time()
+        if now * 1000 > int(deadline_text):
+            return self._denied(approval, "timeout", f"no decision within {self.approval_timeout:g} s")
+        self._used = {n: until for n, until in self._used.items() if until >= now}
+        if nonce in self._used:
+            return self._denied(approval, "the bridge", "that approval was already used (approve each call)")
+        self._used[nonce] = int(deadline_text) / 1000
+        return self._act_on_answer(approval, retry.answers.get(APPROVAL_PROMPT))
+
+    def _sign(self, deadline: int, nonce: str, approval: ApprovalRequest, arguments: Mapping[str, Any]) -> str:
+        canonical = json.dumps(dict(arguments), ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+        bound = json.dumps([deadline, nonce, approval.tool_name, approval.session_id, canonical])
+        return hmac.new(self._state_key, bound.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def _act_on_answer(self, approval: ApprovalRequest, action: str | None) -> CallResult | None:
+        if action == "accept":
+            self._log_decision(approval, "approved", "the user")
+            return None
+        if action == "decline":
+            return self._denied(approval, "the user", "declined in the MCP client")
+        if action == "cancel":
+            return self._denied(approval, "the user", "the approval prompt was dismissed without a decision")
+        return self._denied(approval, "the bridge", "the MCP client sent no answer to the approval prompt")
+
+    async def _ask(self, approval: ApprovalRequest, arguments: Mapping[str, Any], elicit: Elicit) -> CallResult | None:
+        """Ask the person at the client; None when they accept."""
+        message = self._prompt(approval, arguments)
+        action: str | None = None
+        with anyio.move_on_after(self.approval_timeout):
+            try:
+                action = await elicit(message)
+            except Exception as exc:
+                ref = secrets.token_hex(4)
+                approval_log.warning(
+                    "MCP call %s (request %s): asking the client for approval failed (ref %s): %s",
+                    approval.tool_name,
+                    approval.call_id,
+                    ref,
+                    exc,
+                )
+                reason = f"the MCP client did not answer the approval prompt (ref {ref})"
+                return self._denied(approval, "the bridge", reason)
+        if action is None:
+            return self._denied(approval, "timeout", f"no decision within {self.approval_timeout:g} s")
+        return self._act_on_answer(approval, action)
+
+    def _denied(self, approval: ApprovalRequest, by: str, reason: str | None) -> CallResult:
+        self._log_decision(approval, "denied", by, reason)
+        return CallResult.error(denial_message(by, reason))
+
+    def _log_decision(self, approval: ApprovalRequest, outcome: str, by: str, reason: str | None = None) -> None:
+        approval_log.info(
+            "MCP call %s (request %s, session %s) %s by %s%s",
+            approval.tool_name,
+            approval.call_id,
+            approval.session_id or "stdio",
+            outcome,
+            by,
+            f": {reason}" if reason else "",
+            extra={
+                "session_id": approval.session_id,
+                "tool_use_id": approval.call_id,
+                "tool": approval.tool_name,
+                "approval": outcome,
+                "decided_by": by,
+            },
+        )
 
     def _ticket(self, tool: Tool, arguments: Mapping[str, Any], request: Request) -> Ticket:
         options = tool.options

@@ -9,7 +9,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._approvals import Approvals, ApprovalSettings, PendingApproval
+from ._approvals import (
+    Approvals,
+    ApprovalSettings,
+    PendingApproval,
+    denial_message,  # for bridge.mcp, which answers denials as agents get them
+)
 from ._limits import Limits, Timeouts
 from ._observe import BridgeStats, CallEvent, CallEventKind, Latency, PostEvent, PostOutcome
 from ._scheduler import Outcome, OutcomeKind, Scheduler, Ticket  # for bridge.mcp, which runs calls without a Bridge
@@ -31,7 +36,7 @@ __all__ = [
     "PostOutcome",
     "Timeouts",
 ]
-__all__ += ["Outcome", "OutcomeKind", "Scheduler", "Ticket"]
+__all__ += ["Outcome", "OutcomeKind", "Scheduler", "Ticket", "denial_message"]
 
 
 def __getattr__(name: str) -> Any:

@@ -30,7 +30,15 @@ from .._errors import ConfigError
 from ..journal import ApprovalOutcome, ApprovalRecord, InboxDecision, Journal
 from ._limits import _changed_repr
 
-__all__ = ["ApprovalListener", "ApprovalSettings", "Approvals", "PendingApproval", "Waiter", "denial_text"]
+__all__ = [
+    "ApprovalListener",
+    "ApprovalSettings",
+    "Approvals",
+    "PendingApproval",
+    "Waiter",
+    "denial_message",
+    "denial_text",
+]
 
 logger = logging.getLogger("bridge.approvals")
 
@@ -267,5 +275,10 @@ class Approvals:
 
 def denial_text(decision: ApprovalRecord) -> str:
     """What the model reads about a call that was not allowed to run."""
-    why = f": {decision.reason}" if decision.reason else ""
-    return f"Denied by {decision.by or 'policy'}{why}. The call did not run."
+    return denial_message(decision.by, decision.reason)
+
+
+def denial_message(by: str | None, reason: str | None) -> str:
+    """The denial text for a decision by `by` (default "policy") for `reason`; `bridge mcp serve` sends it too."""
+    why = f": {reason}" if reason else ""
+    return f"Denied by {by or 'policy'}{why}. The call did not run."

@@ -73,15 +73,17 @@ class ApprovalRequest:
     Attributes:
         tool: The tool the agent called.
         input: The validated input, by parameter name (read-only).
-        session_id: The session the call belongs to.
-        call_id: The `agent.custom_tool_use` event id: the id to approve or deny it by.
+        session_id: The session the call belongs to. Over MCP (`bridge mcp serve`): the `Mcp-Session-Id` of a
+            streamable-HTTP session, or None over stdio (no MCP session there).
+        call_id: The `agent.custom_tool_use` event id: the id to approve or deny it by. Over MCP: the JSON-RPC id
+            of the `tools/call` request.
         thread_id: The sub-agent thread that made the call, if any.
-        metadata: The session's metadata (read-only).
+        metadata: The session's metadata (read-only); empty over MCP.
     """
 
     tool: Tool
     input: Mapping[str, Any]
-    session_id: str
+    session_id: str | None
     call_id: str
     thread_id: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)

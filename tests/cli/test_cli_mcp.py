@@ -128,3 +128,64 @@ def test_docs_mcp_config_parses() -> None:
     specs = [entry.spec() for entry in config.mcp_servers]
     assert [(s.name, s.transport) for s in specs] == [("time", "stdio"), ("docs", "http")]
     assert specs[1].headers == {"Authorization": "t"}
+
+
+def _server_toml(approval: str) -> str:
+    return (
+        f'[[mcp.servers]]\nname = "f"\ncommand = {json.dumps(sys.executable)}\nargs = [{json.dumps(FAULT_SERVER)}]\n'
+        f"{approval}\n"
+    )
+
+
+async def _open_policies(toml: str, where: Path) -> tuple[object, dict[str, object]]:
+    """The toolset-level policy and each tool's policy of the one configured MCP server (spawned to list them)."""
+    from types import SimpleNamespace
+
+    from bridge.cli._config import load_config
+    from bridge.cli._mcp import mcp_toolsets
+
+    (where / "bridge.toml").write_text(toml, encoding="utf-8")  # the pins go next to it
+    config = load_config(where / "bridge.toml", {})
+    [toolset] = mcp_toolsets(SimpleNamespace(mcp_config=None), config, {})
+    async with toolset:
+        return toolset.approval, {name: toolset.approval_for(name) for name in ("f_echo", "f_hang", "f_fails")}
+
+
+def test_mcp_server_approval_from_bridge_toml(tmp_path: Path) -> None:
+    """`approval = "ask"` is the server's toolset policy; the table form sets per-tool policies by the server's own
+    tool names (first match wins) over its default."""
+    import anyio
+
+    whole = anyio.run(_open_policies, _server_toml('approval = "ask"'), tmp_path)
+    assert whole == ("ask", {"f_echo": "ask", "f_hang": "ask", "f_fails": "ask"})
+    table = 'approval = { default = "allow", tools = { "ech*" = "ask", "hang" = "deny", "*" = "ask" } }'
+    assert anyio.run(_open_policies, _server_toml(table), tmp_path) == (
+        "allow",
+        {"f_echo": "ask", "f_hang": "deny", "f_fails": "ask"},
+    )
+    patterns_only = anyio.run(_open_policies, _server_toml('approval = { tools = { "hang" = "deny" } }'), tmp_path)
+    assert patterns_only == (None, {"f_echo": None, "f_hang": "deny", "f_fails": None})  # the others: the bridge's
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ('aproval = "ask"', "mcp.servers[0].aproval: unknown key (did you mean 'approval'?)"),
+        ('approval = "sometimes"', "mcp.servers[0].approval: must be one of allow, deny, ask, or a table"),
+        ("approval = 1", "mcp.servers[0].approval: must be one of allow, deny, ask, or a table"),
+        ('approval = { tool = { "x" = "ask" } }', "mcp.servers[0].approval.tool: unknown key (did you mean 'tools'?)"),
+        ('approval = { default = "maybe" }', "mcp.servers[0].approval.default: must be one of allow, deny, ask"),
+        ('approval = { tools = { "x" = "nah" } }', "mcp.servers[0].approval.tools.x: must be one of allow, deny, ask"),
+        ('approval = { tools = "ask" }', 'mcp.servers[0].approval.tools: must be a table of "pattern" = "policy"'),
+    ],
+)
+def test_mcp_server_approval_mistakes_are_reported(line: str, problem: str) -> None:
+    """A mistyped key or policy in `[[mcp.servers]]` is a config error naming where it is, before anything runs."""
+    import tomllib
+
+    from bridge import ConfigError
+    from bridge.cli._config import parse_config
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config(tomllib.loads(_server_toml(line)), {})
+    assert any(p.startswith(problem) for p in caught.value.problems), caught.value.problems

@@ -274,7 +274,8 @@ async def test_a_failing_database_does_not_stop_the_heartbeat_and_expired_leases
             with anyio.fail_after(10):
                 await changed.wait()
             assert sorted(lost) == ["s1", "s2"]
-            assert member.token("s1") is None and not member.held
+            assert member.token("s1") is None
+            assert not member.held
             pg_cluster.scalar("ALTER TABLE bridge_leases_away RENAME TO bridge_leases", dbname=db)
             changed = anyio.Event()
             await member.offer(["s3"])  # wakes the loop, which is still alive: it claims

@@ -201,3 +201,26 @@ async def test_streamable_http_server(http_server: str, protocol: Protocol) -> N
         hung = await toolset.call("h_hang", {})
         assert hung.is_error
         assert (await toolset.call("h_echo", {"text": "after"})).text == "after"
+
+
+async def test_approval_per_server_and_per_tool() -> None:
+    """`approval=` is the mounted server's policy; `{"default", "tools"}` sets per-tool policies by the server's own
+    tool names (before the prefix); a malformed mapping or policy fails when the toolset is built."""
+    from bridge import Approval, DefinitionError
+
+    assert mcp_toolset(fault_command(), approval="deny").approval == "deny"
+    deny_hang = Approval.deny("hangs are not allowed")
+    policy = {"default": "ask", "tools": {"echo": "allow", "h*": deny_hang}}
+    async with mcp_toolset(fault_command(), name="f", approval=policy) as toolset:
+        assert toolset.approval_for("f_echo") == "allow"
+        assert toolset.approval_for("f_hang") == deny_hang
+        assert toolset.approval_for("f_huge") == deny_hang
+        assert toolset.approval_for("f_fails") == "ask"
+    with pytest.raises(ConfigError, match="unknown key"):
+        mcp_toolset(fault_command(), approval={"defaults": "ask"})
+    with pytest.raises(ConfigError, match="tool-name patterns"):
+        mcp_toolset(fault_command(), approval={"tools": ["echo"]})
+    with pytest.raises(DefinitionError, match="not an approval policy"):
+        mcp_toolset(fault_command(), approval={"tools": {"echo": "maybe"}})
+    with pytest.raises(DefinitionError, match="not an approval policy"):
+        mcp_toolset(fault_command(), approval="sometimes")  # type: ignore[arg-type]

@@ -34,34 +34,41 @@ def bridge_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def stdio_session(args: Sequence[str] = (TOOLS,), cwd: Path = ROOT) -> AsyncIterator[ClientSession]:
-    """A client session with `python -m bridge mcp serve ARGS` spawned as a subprocess."""
+async def stdio_session(
+    args: Sequence[str] = (TOOLS,), cwd: Path = ROOT, **client: Any
+) -> AsyncIterator[ClientSession]:
+    """A client session with `python -m bridge mcp serve ARGS` spawned as a subprocess; `client` goes to
+    `ClientSession` (an `elicitation_callback`...)."""
     params = StdioServerParameters(
         command=sys.executable, args=["-m", "bridge", "mcp", "serve", *args], env=bridge_env(), cwd=str(cwd)
     )
-    async with stdio_client(params) as streams, ClientSession(streams[0], streams[1]) as session:
+    async with stdio_client(params) as streams, ClientSession(streams[0], streams[1], **client) as session:
         await session.initialize()
         yield session
 
 
 @asynccontextmanager
-async def http_server(toolset: Any = None, **options: Any) -> AsyncIterator[tuple[str, MCPServer]]:
-    """An in-process `MCPServer` over streamable HTTP on an ephemeral port; yields its `/mcp` URL and the server."""
+async def http_server(
+    toolset: Any = None, *, server_options: dict[str, Any] | None = None, **options: Any
+) -> AsyncIterator[tuple[str, MCPServer]]:
+    """An in-process `MCPServer(toolset, **server_options)` over streamable HTTP on an ephemeral port (`options` go to
+    `serve_http`); yields its `/mcp` URL and the server."""
     serve_tools.reset()
     served = toolset if toolset is not None else serve_tools.toolset
-    async with MCPServer(served) as server, anyio.create_task_group() as tg:
+    async with MCPServer(served, **(server_options or {})) as server, anyio.create_task_group() as tg:
         port = await tg.start(functools.partial(server.serve_http, "127.0.0.1", 0, **options))
         yield f"http://127.0.0.1:{port}/mcp", server
         tg.cancel_scope.cancel()
 
 
 @asynccontextmanager
-async def http_session(url: str, headers: dict[str, str] | None = None) -> AsyncIterator[ClientSession]:
-    """A client session over streamable HTTP (the SDK's own HTTP client, with extra headers)."""
+async def http_session(url: str, headers: dict[str, str] | None = None, **client: Any) -> AsyncIterator[ClientSession]:
+    """A client session over streamable HTTP (the SDK's own HTTP client, with extra headers); `client` goes to
+    `ClientSession`."""
     async with (
         create_mcp_http_client(headers=headers) as http,
         streamable_http_client(url, http_client=http) as streams,
-        ClientSession(streams[0], streams[1]) as session,
+        ClientSession(streams[0], streams[1], **client) as session,
     ):
         await session.initialize()
         yield session

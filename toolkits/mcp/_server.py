@@ -23,6 +23,7 @@ call task:   wait until ready (within the timeout) -> tools/call -> result | tim
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -34,7 +35,7 @@ import mcp.types as mt
 from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
 from mcp.shared.message import SessionMessage
 
-from bridge import ConfigError, Tool, ToolContext, ToolError, ToolResult
+from bridge import ApprovalPolicy, ConfigError, Tool, ToolContext, ToolError, ToolResult
 
 from ._pins import Definition, PinFile
 from ._results import map_result
@@ -82,6 +83,8 @@ class McpServer:
         startup_timeout: Seconds to connect, negotiate and list the tools.
         output_budget: Characters a result may carry (see `bridge.tool`).
         on_change: Called with the served tool names after the server's tool list changed and was applied.
+        approvals: Approval policies by pattern of the server's tool names (fnmatch, first match wins): the first
+            match becomes the tool's own `approval` option.
     """
 
     def __init__(
@@ -96,8 +99,10 @@ class McpServer:
         startup_timeout: float,
         output_budget: int | None,
         on_change: Callable[[list[str]], None] | None = None,
+        approvals: tuple[tuple[str, ApprovalPolicy], ...] = (),
     ) -> None:
         self.on_change = on_change
+        self.approvals = approvals
         self.spec = spec
         self.prefix = prefix
         self.timeout = timeout
@@ -370,6 +375,9 @@ class McpServer:
             options["read_only"] = bool(annotations.read_only_hint)
             options["idempotent"] = bool(annotations.idempotent_hint)
             options["destructive"] = bool(annotations.destructive_hint)
+        policy = next((policy for pattern, policy in self.approvals if fnmatch.fnmatchcase(name, pattern)), None)
+        if policy is not None:
+            options["approval"] = policy
         description = str(definition.get("description") or "").strip() or f"Tool {name} of MCP server {self.spec.name}."
 
         async def call(arguments: dict[str, Any], context: ToolContext) -> Any:
