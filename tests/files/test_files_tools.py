@@ -222,3 +222,55 @@ def test_configured_from_bridge_toml(root: Path, tmp_path: Path) -> None:
     assert '"name": "docs_read"' in out.stdout
     assert '"name": "docs_edit"' in out.stdout
     assert '"maximum": 1000' in out.stdout
+
+
+async def test_grep_backtracking_pattern_is_killed_at_the_deadline_without_freezing_the_bridge(root: Path) -> None:
+    """A catastrophic pattern (`(a+)+$` on a long run of a's) runs out of process: the call ends at
+    max_grep_seconds with a timeout, and the event loop kept running meanwhile (in-process `re` holds the GIL)."""
+    import itertools
+    import time
+
+    import anyio
+
+    (root / "bomb.txt").write_text("a" * 64 + "!\n")
+    files = files_toolset({"root": root}, limits=FileLimits(max_grep_seconds=2))
+    ticks: list[float] = []
+
+    async def ticker() -> None:
+        while True:
+            ticks.append(time.monotonic())
+            await anyio.sleep(0.05)
+
+    started = time.monotonic()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker)
+        result = await files.call("fs_grep", {"pattern": "(a+)+$", "glob": "bomb.txt"})
+        tg.cancel_scope.cancel()
+    elapsed = time.monotonic() - started
+    assert result.is_error
+    assert result.text.startswith("timeout")
+    assert elapsed < 10
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
+    assert max(gaps) < 1.0, max(gaps)
+    header, matches = answer(await files.call("fs_grep", {"pattern": "(a+)+!$", "glob": "bomb.txt"}))
+    assert header["count"] == 1
+    assert matches[0]["line"] == 1
+
+
+async def test_edit_amplification_is_refused_before_it_is_built(files: Toolset, root: Path) -> None:
+    """1000 one-character matches each replaced by a large text would build a string of gigabytes before the
+    size check; the projected size is refused first."""
+    (root / "many.txt").write_text("x" * 1000)
+    import tracemalloc
+
+    big = "y" * 200_000
+    tracemalloc.start()
+    try:
+        result = await files.call("fs_edit", {"path": "many.txt", "edits": [{"old": "x", "new": big, "count": 1000}]})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 1024 * 1024, peak  # not the 200 MB string the edit would have built
+    assert result.is_error
+    assert "cap" in result.text
+    assert (root / "many.txt").read_text() == "x" * 1000

@@ -47,6 +47,8 @@ class FileLimits:
         max_grep_file_bytes: Larger files are skipped by content search (reported).
         max_grep_bytes: Total bytes a content search may read before it stops (marked).
         max_line_chars: Lines longer than this are cut in search results.
+        max_grep_seconds: The longest one content search may take; the regular expression runs in a child
+            process that is killed then (a backtracking pattern cannot freeze the bridge).
         max_write_bytes: The largest content a write or edit may produce.
     """
 
@@ -60,6 +62,7 @@ class FileLimits:
     max_grep_file_bytes: int = 4 * 1024 * 1024
     max_grep_bytes: int = 64 * 1024 * 1024
     max_line_chars: int = 500
+    max_grep_seconds: int = 30
     max_write_bytes: int = 4 * 1024 * 1024
 
     def __post_init__(self) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from bridge import ToolError
 
 from ._beneath import check_type, kind
+from ._match import Matcher
 from ._read import _iso
 from ._space import Space, read_all
 
@@ -202,8 +203,8 @@ def grep(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Lines matching a regular expression in the text files below `path`, with their line numbers."""
     try:
-        regex = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
-    except re.error as exc:
+        re.compile(pattern, re.IGNORECASE if ignore_case else 0)
+    except (re.error, RecursionError, OverflowError) as exc:
         raise ToolError(f"invalid_input: pattern is not a valid regular expression: {exc}") from None
     root = space.root(root_name)
     cap = _limit(space, limit, space.limits.max_grep_matches)
@@ -212,34 +213,43 @@ def grep(
     matches: list[dict[str, Any]] = []
     read_bytes = 0
     stopped: str | None = None
-    with space.open(root, path) as opened:
-        if not opened.is_dir:
-            raise ToolError(f"invalid_input: {path!r} is a file; read it, or search its directory")
-        parts = [p for p in path.split("/") if p not in ("", ".")]
-        base = _base(path, parts)
-        budget = _Budget(limits.max_walk_entries)
-        for entry in _walk(space, opened.fd, "", 1, limits.max_depth, include_hidden, budget, cancelled):
-            if not stat.S_ISREG(entry.st.st_mode) or (match is not None and not match(entry.rel)):
-                continue
-            if entry.st.st_size > limits.max_grep_file_bytes:
-                budget.skip(f"larger than {limits.max_grep_file_bytes} bytes")
-                continue
-            if read_bytes + entry.st.st_size > limits.max_grep_bytes:
-                stopped = "max_grep_bytes"
-                break
-            data = _read_entry(space, entry, budget)
-            if data is None:
-                continue
-            read_bytes += len(data)
-            for number, line in enumerate(data.splitlines(), 1):
-                if regex.search(line):
-                    if len(matches) == cap:
-                        stopped = "limit"
-                        break
-                    cut = line if len(line) <= limits.max_line_chars else f"{line[: limits.max_line_chars]}…"
-                    matches.append({"path": f"{base}{entry.rel}", "line": number, "text": cut})
-            if stopped:
-                break
+    matcher: Matcher | None = None
+    try:
+        with space.open(root, path) as opened:
+            if not opened.is_dir:
+                raise ToolError(f"invalid_input: {path!r} is a file; read it, or search its directory")
+            parts = [p for p in path.split("/") if p not in ("", ".")]
+            base = _base(path, parts)
+            budget = _Budget(limits.max_walk_entries)
+            for entry in _walk(space, opened.fd, "", 1, limits.max_depth, include_hidden, budget, cancelled):
+                if not stat.S_ISREG(entry.st.st_mode) or (match is not None and not match(entry.rel)):
+                    continue
+                if entry.st.st_size > limits.max_grep_file_bytes:
+                    budget.skip(f"larger than {limits.max_grep_file_bytes} bytes")
+                    continue
+                if read_bytes + entry.st.st_size > limits.max_grep_bytes:
+                    stopped = "max_grep_bytes"
+                    break
+                data = _read_entry(space, entry, budget)
+                if data is None:
+                    continue
+                read_bytes += len(data)
+                if matcher is None:
+                    matcher = Matcher(
+                        pattern,
+                        ignore_case=ignore_case,
+                        width=limits.max_line_chars,
+                        seconds=limits.max_grep_seconds,
+                        cancelled=cancelled,
+                    )
+                found, more = matcher.search(data, cap - len(matches))
+                matches += [{"path": f"{base}{entry.rel}", "line": n, "text": text} for n, text in found]
+                if more:
+                    stopped = "limit"
+                    break
+    finally:
+        if matcher is not None:
+            matcher.close()
     header: dict[str, Any] = {
         "root": root.name,
         "path": path or ".",

@@ -239,6 +239,12 @@ def edit_file(
                 raise ToolError(
                     f"invalid_input: edits[{i}].old occurs {found} times, expected {edit.count}; nothing was changed"
                 )
+            grown = len(after) + found * (len(edit.new) - len(edit.old))
+            if grown > space.limits.max_write_bytes:  # a character is at least one byte: refuse before building it
+                raise ToolError(
+                    f"invalid_input: edits[{i}] would make the file at least {grown} bytes; the cap is "
+                    f"{space.limits.max_write_bytes}; nothing was changed"
+                )
             after = after.replace(edit.old, edit.new)
         data = after.encode("utf-8")
         if len(data) > space.limits.max_write_bytes:
