@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from http_servers import FakeDns, Server
+from http_servers import INJECTION, FakeDns, Server
 
 from bridge import CallResult, ConfigError, ToolContext, Toolset
 from toolkits.http import http_toolset
@@ -199,3 +200,17 @@ def test_configured_from_bridge_toml(tmp_path: Path) -> None:
     assert '"name": "api_get"' in out.stdout
     assert '"name": "api_post"' in out.stdout
     assert TOKEN not in out.stdout + out.stderr
+
+
+async def test_server_written_headers_and_errors_stay_inside_the_boundary(good: Server) -> None:
+    """Response headers (Content-Type, ETag, ...), a bogus Content-Encoding, a malformed status line and a bad
+    Location are all written by the server: none of their text may appear outside an untrusted-data boundary."""
+    fenced = re.compile(r"<(untrusted-data-[0-9a-f]{16})>\n.*?\n</\1>", re.S)
+    toolset = _api(good)
+    base = f"http://api.test:{good.port}/api"
+    for path in ("inject-headers", "inject-headers?binary=1", "inject-encoding", "inject-status", "inject-location"):
+        result = await toolset.call("http_get", {"url": f"{base}/{path}"})
+        outside = fenced.sub("", result.text)
+        assert INJECTION not in outside, (path, result.text)
+    shown = await toolset.call("http_get", {"url": f"{base}/inject-headers"})
+    assert INJECTION in shown.text  # still shown to the model, as data

@@ -149,7 +149,7 @@ class _Inflater:
             self._z = zlib.decompressobj()
         else:
             raise ToolError(
-                f"upstream_error: the response uses the {encoding!r} content encoding, which is not decoded"
+                "upstream_error: the response uses a content encoding that is not decoded (not gzip/deflate)"
             )
 
     def feed(self, chunk: bytes, room: int) -> tuple[bytes, bool]:
@@ -240,12 +240,17 @@ class Fetcher:
             if fetched.status not in _REDIRECTS or not location:
                 return fetched
             if len(redirects) >= self.limits.max_redirects:
-                raise ToolError(f"upstream_error: more than {self.limits.max_redirects} redirects; last to {location}")
+                raise ToolError(f"upstream_error: more than {self.limits.max_redirects} redirects")
             try:
                 target = url.join(location)
             except Exception:
-                raise ToolError(f"upstream_error: the redirect location {location!r} is not a URL") from None
-            target = parse_url(str(target))
+                raise ToolError("upstream_error: the redirect location is not a URL") from None
+            try:
+                target = parse_url(str(target))
+            except ToolError:  # the message would quote the server's Location outside the untrusted-data boundary
+                raise ToolError(
+                    "upstream_error: the redirect location is not an http(s) URL without userinfo"
+                ) from None
             if fetched.status == 303 or (fetched.status in (301, 302) and method == "POST"):
                 method, body = "GET", None
             elif body is not None and origin(target) != origin(url):
@@ -285,6 +290,8 @@ class Fetcher:
                     await response.aclose()
         except httpx2.TimeoutException as exc:
             raise ToolError(f"timeout: {url.host} did not answer in time ({type(exc).__name__})") from None
+        except (httpx2.ProtocolError, httpx2.DecodingError) as exc:  # h11 quotes the server's bytes: not shown
+            raise ToolError(f"upstream_error: {url.host}: {type(exc).__name__} (a malformed response)") from None
         except httpx2.HTTPError as exc:
             raise ToolError(f"upstream_error: {url.host}: {type(exc).__name__}: {exc}") from None
         shown = {k: v for k, v in response.headers.items() if k.lower() in _SHOWN_HEADERS}

@@ -2,9 +2,10 @@
 
 `get` is `read_only` and `idempotent`; `post` (only when the operator enables it) is neither, so the runtime never
 re-runs it after a crash, and it sends `Idempotency-Key: <session_id>:<tool_use_id>` so a server can dedupe too.
-Every answer is a JSON header line (status, final URL, content type, sizes, whether it was cut) and the body text
-inside the untrusted-data boundary. Values of the operator's injected headers are redacted from everything the model
-sees, in case a server echoes them back.
+Every answer is a JSON header line (status, final URL, sizes, whether it was cut), then the response headers and
+content type, then the body text, each inside its own untrusted-data boundary (the server wrote all of them).
+Values of the operator's injected headers are redacted from everything the model sees, in case a server echoes
+them back.
 
 No `from __future__ import annotations`: the annotations use local values (the caps) and are evaluated here.
 """
@@ -51,16 +52,17 @@ def build_toolset(fetcher: Fetcher, *, name: str, prefix: str | None, allow_post
             "status": fetched.status,
             "method": fetched.method,
             "url": fetched.url,
-            "content_type": fetched.content_type,
             "bytes": len(fetched.body),
             "truncated_at_bytes": limits.max_response_bytes if fetched.truncated else None,
             "redirects": fetched.redirects,
-            "headers": fetched.headers,
             "elapsed_ms": round(fetched.elapsed_ms, 1),
         }
+        # The server wrote the response headers (Content-Type included): they are untrusted text like the body.
+        meta = jsonlib.dumps({"content_type": fetched.content_type, "headers": fetched.headers}, ensure_ascii=False)
+        shown = fence(_redact(meta, hidden), source=f"the HTTP response headers of {fetched.url}")
         if not _is_text(fetched):
-            header["note"] = f"binary body ({len(fetched.body)} bytes, {fetched.content_type or 'no type'}) not shown"
-            return _redact(jsonlib.dumps(header), hidden)
+            header["note"] = f"binary body ({len(fetched.body)} bytes) not shown; its type is in the response headers"
+            return _redact(jsonlib.dumps(header), hidden) + "\n" + shown
         text = _redact(fetched.body.decode(fetched.charset or "utf-8", errors="replace"), hidden)
         cap = max_chars or limits.max_chars
         if start_index > len(text):
@@ -70,7 +72,13 @@ def build_toolset(fetcher: Fetcher, *, name: str, prefix: str | None, allow_post
         if start_index + cap < len(text):
             header["next_start_index"] = start_index + cap
         source = f"the HTTP response of {fetched.url}"
-        return _redact(jsonlib.dumps(header, ensure_ascii=False), hidden) + "\n" + fence(page, source=source)
+        return (
+            _redact(jsonlib.dumps(header, ensure_ascii=False), hidden)
+            + "\n"
+            + shown
+            + "\n"
+            + fence(page, source=source)
+        )
 
     async def get(
         url: str, headers: Headers = None, start_index: Annotated[int, Field(ge=0)] = 0, max_chars: MaxChars = None
