@@ -247,6 +247,30 @@ async def test_hard_links_allowed_only_when_the_operator_says_so(root: Path, out
     assert snapshot(outside) == before
 
 
+async def test_denylist_matches_the_unicode_spellings_a_case_insensitive_filesystem_folds(root: Path) -> None:
+    """On APFS or an ext4/tmpfs casefold directory, `id_rſa` (long s), `.ſsh` and `server.\u212aey` (Kelvin sign)
+    name the same files as `id_rsa`, `.ssh` and `server.key`. Here (case-sensitive) they are distinct files holding
+    the secret, which stands for what such a filesystem would open: none is listed, read, searched or written."""
+    spellings = ("id_r\u017fa", "server.\u212aey", ".git-credential\u017f")
+    for name in spellings:
+        (root / name).write_text("TOKEN=hunter2\n")
+    (root / ".\u017fsh").mkdir()
+    (root / ".\u017fsh" / "config").write_text("TOKEN=hunter2\n")
+    toolset = files_toolset({"root": root}, writable=True)
+    listing = await toolset.call("fs_list", {"include_hidden": True, "depth": 3})
+    for name in spellings:
+        assert name not in listing.text
+    for path in (*spellings, ".\u017fsh/config"):
+        result = await toolset.call("fs_read", {"path": path})
+        assert result.is_error, path
+        assert "denylist" in result.text
+    grep = await toolset.call("fs_grep", {"pattern": "hunter2", "include_hidden": True})
+    assert answer(grep)[1] == []
+    write = await toolset.call("fs_write", {"path": ".\u017fsh/authorized_keys", "content": "ssh-ed25519 AAAA evil\n"})
+    assert write.is_error
+    assert "denylist" in write.text
+
+
 async def test_denylisted_names_are_hidden_and_refused(root: Path) -> None:
     """.env, keys and .ssh are never listed, read or written, whatever their case; .git is read-only."""
     (root / ".env").write_text("TOKEN=hunter2\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
+import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -46,9 +47,19 @@ class Space:
         return pick(self.roots, name)
 
     def denied(self, name: str) -> bool:
-        """True when one path component matches the denylist (case-insensitively: `.ENV` is `.env`)."""
-        lowered = name.lower()
-        return any(fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in self.deny)
+        """True when one path component matches the denylist, compared as a case-insensitive filesystem would.
+
+        `.ENV` is `.env`, and so are the Unicode spellings that fold to it: on macOS (APFS) or an ext4/tmpfs
+        casefold directory `id_rſa` (long s, U+017F) and `.\u212aey` (Kelvin sign) open `id_rsa` and `.key`, so each
+        name is matched lowercased and also NFKC-normalised and case-folded.
+        """
+        forms = {name.lower(), unicodedata.normalize("NFKC", name).casefold()}
+        return any(
+            fnmatch.fnmatchcase(form, unicodedata.normalize("NFKC", pattern).casefold())
+            or fnmatch.fnmatchcase(form, pattern.lower())
+            for pattern in self.deny
+            for form in forms
+        )
 
     def check_denied(self, path: str, parts: Sequence[str], *, writing: bool = False) -> None:
         for part in parts:
