@@ -297,6 +297,19 @@ async def test_denylisted_names_are_hidden_and_refused(root: Path) -> None:
     assert "denylist" in write.text
 
 
+@pytest.mark.parametrize(
+    "path", [".envrc", ".pgpass", ".npmrc", ".pypirc", ".vault-token", ".kube/config", ".docker/config.json", "a.jks"]
+)
+async def test_common_credential_files_are_denied_by_default(root: Path, path: str) -> None:
+    """Credential files tools commonly leave in a project or home directory are refused like .env."""
+    (root / path).parent.mkdir(parents=True, exist_ok=True)
+    (root / path).write_text("secret=hunter2\n")
+    toolset = files_toolset({"root": root})
+    result = await toolset.call("fs_read", {"path": path})
+    assert result.is_error
+    assert "hunter2" not in result.text
+
+
 async def test_huge_files_are_paged_never_slurped(root: Path) -> None:
     """A 10 GiB sparse file: reads return one capped page with next_offset; no hash; grep skips it."""
     huge = root / "huge.log"

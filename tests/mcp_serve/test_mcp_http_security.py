@@ -8,7 +8,7 @@ import pytest
 from mcp.shared._httpx_utils import create_mcp_http_client
 from serve_support import http_server, http_session, texts
 
-from bridge.mcp import OriginAndTokenGuard
+from bridge.mcp import OriginAndTokenGuard, is_loopback
 
 pytestmark = pytest.mark.anyio
 
@@ -64,3 +64,25 @@ def test_origin_rules() -> None:
     assert not guard.origin_allowed("null")
     assert not guard.origin_allowed("file://localhost")
     assert not guard.origin_allowed("http://localhost.evil.example")
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("127.0.0.1", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("::ffff:127.0.0.1", True),
+        ("localhost", True),
+        ("::ffff:10.0.0.1", False),
+        ("127.0.0.1.evil.example", False),
+        ("0.0.0.0", False),
+    ],
+)
+def test_loopback_is_decided_by_address_ipv4_mapped_included(host: str, expected: bool) -> None:
+    """An IPv4 loopback client seen on a dual-stack socket (::ffff:127.0.0.1) is loopback; prefixes never are."""
+    from bridge.cli._health import _is_loopback
+
+    assert is_loopback(host) is expected
+    if host not in ("localhost", "[::1]", "127.0.0.1.evil.example"):
+        assert _is_loopback(host) is expected

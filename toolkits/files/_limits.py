@@ -26,6 +26,15 @@ DEFAULT_DENY = (
     ".gnupg",
     ".netrc",
     ".git-credentials",
+    ".envrc",
+    ".pgpass",
+    ".npmrc",
+    ".pypirc",
+    ".vault-token",
+    ".kube",
+    ".docker",
+    "*.keystore",
+    "*.jks",
 )
 """Names (fnmatch patterns, matched on every path component) that are never listed, read or written."""
 
