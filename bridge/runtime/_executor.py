@@ -169,6 +169,7 @@ class Executor:
     async def apply(self, batch: Sequence[Input], *, backfill: bool = False) -> None:
         """Apply a batch to the table and carry out its effects; after the first history read, settle leftovers."""
         await self._carry_out(self.table.apply(batch), inline_acks=backfill)
+        self._poster.nudge()  # an idle may have settled the batch the poster holds
         if backfill:
             await self._settle_leftovers()
 

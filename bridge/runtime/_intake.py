@@ -31,7 +31,7 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 import anyio
 import httpx2
@@ -45,7 +45,7 @@ from ._observe import Counter, Observer, log_extra
 from ._reconcile import Reconciler
 from ._retry import Attempts, Retry
 
-__all__ = ["Frame", "Intake", "sse_frames"]
+__all__ = ["Frame", "Intake", "sse_batches", "sse_frames"]
 
 logger = logging.getLogger("bridge.intake")
 
@@ -62,12 +62,14 @@ class Frame(NamedTuple):
 _EOL = re.compile(rb"\r\n|\r|\n")
 
 
-async def sse_frames(response: httpx2.Response) -> AsyncGenerator[Frame, None]:
-    """Decode a response body into SSE frames; a comment line (a keep-alive) comes out as a `ping` frame.
+async def sse_batches(response: httpx2.Response) -> AsyncGenerator[list[Frame], None]:
+    """Decode a response body into SSE frames, a list per chunk read (never empty); a comment line (a keep-alive)
+    comes out as a `ping` frame.
 
     The read-idle watchdog must see keep-alives, which the SDK's typed iterator swallows, and every generator in the
     chain must be closed when a stream is abandoned (trio warns about one left to the garbage collector), so this
     small decoder replaces the SDK's. Framing follows the SSE spec: `field: value` lines, a blank line ends a frame.
+    Frames come in lists so that a burst (a turn of 200 tool calls arrives in a few chunks) is handled as one batch.
     """
     buffer = bytearray()
     event: str | None = None
@@ -76,6 +78,7 @@ async def sse_frames(response: httpx2.Response) -> AsyncGenerator[Frame, None]:
         async for chunk in chunks:
             buffer += chunk
             start = 0
+            frames: list[Frame] = []
             while (match := _EOL.search(buffer, start)) is not None:
                 if match.group() == b"\r" and match.end() == len(buffer):
                     break  # maybe the first half of a CRLF split across chunks
@@ -83,10 +86,10 @@ async def sse_frames(response: httpx2.Response) -> AsyncGenerator[Frame, None]:
                 start = match.end()
                 if not line:
                     if event is not None or data:
-                        yield Frame(event, "\n".join(data))
+                        frames.append(Frame(event, "\n".join(data)))
                     event, data = None, []
                 elif line.startswith(":"):
-                    yield Frame("ping", "")
+                    frames.append(Frame("ping", ""))
                 else:
                     field, _, value = line.partition(":")
                     value = value[1:] if value.startswith(" ") else value
@@ -95,6 +98,16 @@ async def sse_frames(response: httpx2.Response) -> AsyncGenerator[Frame, None]:
                     elif field == "data":
                         data.append(value)
             del buffer[:start]
+            if frames:
+                yield frames
+
+
+async def sse_frames(response: httpx2.Response) -> AsyncGenerator[Frame, None]:
+    """Decode a response body into SSE frames, one at a time (see `sse_batches`)."""
+    async with aclosing(sse_batches(response)) as batches:
+        async for batch in batches:
+            for frame in batch:
+                yield frame
 
 
 class _StreamEnded(Exception):
@@ -241,40 +254,52 @@ class Intake:
             await self._idled(batch)
 
     async def _pump(self, stream: AsyncStream[Any]) -> None:
-        frames = sse_frames(stream.response)
+        batches = sse_batches(stream.response)
         try:
             while not self._stopped:
                 with anyio.move_on_after(self._timeouts.stream_idle) as idle:
                     try:
-                        sse = await frames.__anext__()
+                        frames = await batches.__anext__()
                     except StopAsyncIteration:
                         return
                 if idle.cancelled_caught:
                     raise _StreamEnded(f"no data for {self._timeouts.stream_idle:g}s (stalled)")
-                if sse.event == "error":
-                    self._raise_stream_error(sse.data)
-                if sse.event == "ping" or not sse.data:
-                    continue
+                batch: list[Event] = []
                 try:
-                    data = json.loads(sse.data)
-                except ValueError:
-                    raise _StreamEnded("a frame was not JSON (malformed); reading the history instead") from None
-                event = parse_event(data)
-                if event is None:
-                    logger.debug("skipping an event the SDK does not model: %.200s", sse.data)
-                    continue
-                if not self._is_new(event):
-                    continue
-                self._note(event)
-                self.activity += 1
-                await self._handle([event], True)
-                if isinstance(event, Idle):
-                    await self._idled([event])
+                    for sse in frames:
+                        event = self._decode(sse)
+                        if event is not None and self._is_new(event):
+                            self._note(event)
+                            batch.append(event)
+                except Exception:
+                    if batch:  # what came before a bad frame is still handed over, once
+                        self.activity += len(batch)
+                        await self._handle(batch, True)
+                    raise
+                if batch:
+                    self.activity += len(batch)
+                    await self._handle(batch, True)
+                    await self._idled(batch)
         finally:
             with anyio.CancelScope(shield=True):
-                await frames.aclose()
+                await batches.aclose()
 
-    def _raise_stream_error(self, data: str) -> None:
+    def _decode(self, sse: Frame) -> Event | None:
+        """The event of one frame (None for a keep-alive or a type the SDK does not model); raises on a bad frame."""
+        if sse.event == "error":
+            self._raise_stream_error(sse.data)
+        if sse.event == "ping" or not sse.data:
+            return None
+        try:
+            data = json.loads(sse.data)
+        except ValueError:
+            raise _StreamEnded("a frame was not JSON (malformed); reading the history instead") from None
+        event = parse_event(data)
+        if event is None:
+            logger.debug("skipping an event the SDK does not model: %.200s", sse.data)
+        return event
+
+    def _raise_stream_error(self, data: str) -> NoReturn:
         try:
             error = json.loads(data).get("error", {})
         except (ValueError, AttributeError):
