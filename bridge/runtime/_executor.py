@@ -323,8 +323,9 @@ class Executor:
         use_id = start.tool_use_id
         new = await self._journal.receive(self.session_id, use_id, start.name, start.input, thread_id=start.thread_id)
         record = None if new else await self._journal.get(self.session_id, use_id)
-        extra = {"input": start.input} if self._options.log_inputs else {}
-        logger.debug("call %s received", start.name, extra=log_extra(self.session_id, use_id, start.name, **extra))
+        if logger.isEnabledFor(logging.DEBUG):
+            extra = {"input": start.input} if self._options.log_inputs else {}
+            logger.debug("call %s received", start.name, extra=log_extra(self.session_id, use_id, start.name, **extra))
         self._emit(start, CallEventKind.RECEIVED, detail=None if record is None else f"recovered ({record.state})")
         if record is not None and record.state.finished:
             self._settle(task, None)
@@ -533,13 +534,7 @@ class Executor:
 
     def _progress_logger(self, start: Start) -> Callable[[str, float | None], None]:
         """`ctx.progress(...)` becomes a debug log record (it may come from a worker thread; logging is thread-safe)."""
-        extra = log_extra(self.session_id, start.tool_use_id, start.name)
-
-        def report(message: str, fraction: float | None) -> None:
-            done = f" ({fraction:.0%})" if fraction is not None else ""
-            tool_logger.debug("progress: %s%s", message, done, extra={**extra, "fraction": fraction})
-
-        return report
+        return _Progress(self.session_id, start)
 
     async def _finish(
         self,
@@ -562,15 +557,16 @@ class Executor:
             return
         await self._journal.complete(self.session_id, start.tool_use_id, stored)
         detail = result.text[:200] if result.is_error else None
-        level = {CallEventKind.TIMED_OUT: logging.WARNING, CallEventKind.FAILED: logging.INFO}.get(kind, logging.DEBUG)
-        logger.log(
-            level,
-            "call %s %s%s",
-            start.name,
-            kind.value,
-            f" in {duration:.3f}s" if duration is not None else "",
-            extra=log_extra(self.session_id, start.tool_use_id, start.name, outcome=kind.value, duration=duration),
-        )
+        level = _LOG_LEVELS.get(kind, logging.DEBUG)
+        if logger.isEnabledFor(level):  # most calls end at DEBUG: skip building the record's extras
+            logger.log(
+                level,
+                "call %s %s%s",
+                start.name,
+                kind.value,
+                f" in {duration:.3f}s" if duration is not None else "",
+                extra=log_extra(self.session_id, start.tool_use_id, start.name, outcome=kind.value, duration=duration),
+            )
         self._emit(start, kind, duration=duration, is_error=result.is_error, detail=detail)
         self._settle(task, stored)
 
@@ -586,6 +582,22 @@ class Executor:
         self._observer.emit(
             CallEvent(kind, self.session_id, start.tool_use_id, start.name, start.thread_id, duration, is_error, detail)
         )
+
+
+_LOG_LEVELS = {CallEventKind.TIMED_OUT: logging.WARNING, CallEventKind.FAILED: logging.INFO}
+
+
+@dataclass(frozen=True, slots=True)
+class _Progress:
+    """A call's `ctx.progress` reports as debug log records (built only when a tool reports)."""
+
+    session_id: str
+    start: Start
+
+    def __call__(self, message: str, fraction: float | None) -> None:
+        done = f" ({fraction:.0%})" if fraction is not None else ""
+        extra = log_extra(self.session_id, self.start.tool_use_id, self.start.name, fraction=fraction)
+        tool_logger.debug("progress: %s%s", message, done, extra=extra)
 
 
 def _asked(timeout: float) -> ApprovalRecord:

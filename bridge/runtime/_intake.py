@@ -24,6 +24,7 @@ failure is retried under the one retry policy (`_retry.py`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -31,13 +32,14 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from datetime import datetime
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
 import anyio
 import httpx2
 from anthropic import AsyncStream
 from anthropic.resources.beta.sessions.events import AsyncEvents
 from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectSendStream
 
 from ._events import Event, Idle, parse_event
 from ._limits import Timeouts
@@ -48,6 +50,8 @@ from ._retry import Attempts, Retry
 __all__ = ["Frame", "Intake", "sse_batches", "sse_frames"]
 
 logger = logging.getLogger("bridge.intake")
+
+T = TypeVar("T")
 
 Handler = Callable[[list[Event], bool], Awaitable[None]]
 
@@ -108,6 +112,19 @@ async def sse_frames(response: httpx2.Response) -> AsyncGenerator[Frame, None]:
         async for batch in batches:
             for frame in batch:
                 yield frame
+
+
+_READ_AHEAD = 1000
+"""Chunks of events the stream reader may be ahead of their handling (then it waits)."""
+
+
+async def _send(send: MemoryObjectSendStream[T], item: T) -> None:
+    """Send without yielding to the event loop when there is room, so events already received are read on at once
+    and reach the handler together."""
+    try:
+        send.send_nowait(item)
+    except anyio.WouldBlock:
+        await send.send(item)
 
 
 class _StreamEnded(Exception):
@@ -254,35 +271,71 @@ class Intake:
             await self._idled(batch)
 
     async def _pump(self, stream: AsyncStream[Any]) -> None:
-        batches = sse_batches(stream.response)
-        try:
-            while not self._stopped:
-                with anyio.move_on_after(self._timeouts.stream_idle) as idle:
-                    try:
-                        frames = await batches.__anext__()
-                    except StopAsyncIteration:
-                        return
-                if idle.cancelled_caught:
-                    raise _StreamEnded(f"no data for {self._timeouts.stream_idle:g}s (stalled)")
-                batch: list[Event] = []
+        """Read the stream in one task and handle what it read in this one, a batch at a time.
+
+        The reader never waits for the handling: whatever arrived while a batch was being handled (a turn's burst of
+        tool calls comes faster than one event at a time can be handled) is handed over next as one batch, so the
+        per-batch costs (the call table, the poster's wake-ups, journal acks) are paid once per burst, not per event.
+        """
+        send, receive = anyio.create_memory_object_stream[list[Event] | Exception](max_buffer_size=_READ_AHEAD)
+        failure: Exception | None = None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._read, stream, send)
+            with receive:
                 try:
-                    for sse in frames:
-                        event = self._decode(sse)
-                        if event is not None and self._is_new(event):
-                            self._note(event)
-                            batch.append(event)
-                except Exception:
-                    if batch:  # what came before a bad frame is still handed over, once
-                        self.activity += len(batch)
-                        await self._handle(batch, True)
-                    raise
-                if batch:
-                    self.activity += len(batch)
-                    await self._handle(batch, True)
-                    await self._idled(batch)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await batches.aclose()
+                    while not self._stopped:
+                        items = [await receive.receive()]
+                        with contextlib.suppress(anyio.WouldBlock):
+                            while len(items) < _READ_AHEAD:
+                                items.append(receive.receive_nowait())
+                        batch: list[Event] = []
+                        for item in items:
+                            if isinstance(item, Exception):
+                                failure = item
+                                break
+                            for event in item:
+                                if self._is_new(event):
+                                    self._note(event)
+                                    batch.append(event)
+                        if batch:
+                            self.activity += len(batch)
+                            await self._handle(batch, True)
+                            if failure is None:
+                                await self._idled(batch)
+                        if failure is not None:
+                            break
+                except anyio.EndOfStream:
+                    pass
+            tg.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+
+    async def _read(self, stream: AsyncStream[Any], send: MemoryObjectSendStream[list[Event] | Exception]) -> None:
+        """Decode the stream's frames into events, chunk by chunk, until it ends or fails (sent as the last item)."""
+        batches = sse_batches(stream.response)
+        with send:
+            try:
+                while True:
+                    with anyio.move_on_after(self._timeouts.stream_idle) as idle:
+                        try:
+                            frames = await batches.__anext__()
+                        except StopAsyncIteration:
+                            return
+                    if idle.cancelled_caught:
+                        raise _StreamEnded(f"no data for {self._timeouts.stream_idle:g}s (stalled)")
+                    events: list[Event] = []
+                    try:
+                        for sse in frames:
+                            if (event := self._decode(sse)) is not None:
+                                events.append(event)
+                    finally:  # what came before a bad frame is still handed over
+                        if events:
+                            await _send(send, events)
+            except Exception as exc:
+                await _send(send, exc)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await batches.aclose()
 
     def _decode(self, sse: Frame) -> Event | None:
         """The event of one frame (None for a keep-alive or a type the SDK does not model); raises on a bad frame."""

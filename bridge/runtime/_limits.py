@@ -112,7 +112,7 @@ class Timeouts:
     post_backoff_max: float = 30.0
     agent_poll: float = 5.0
     sweep: float = 60.0
-    post_linger: float = 0.05
+    post_linger: float = 0.1
 
     def __post_init__(self) -> None:
         problems = []

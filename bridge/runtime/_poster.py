@@ -302,6 +302,7 @@ class Poster:
                 keep=lambda item: self._wanted(item.tool_use_id),
                 unsure=any(item.tool_use_id in self._unsure for item in batch),
                 guard=self._guard,
+                want_stored=False,
             )
         except Exception as exc:
             if watched:

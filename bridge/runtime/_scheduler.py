@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 from anyio.abc import TaskGroup
 
@@ -233,8 +234,18 @@ class Scheduler:
         return chosen
 
     async def _acquire(self, ticket: Ticket) -> None:
+        """Take every slot of `ticket`, narrowest first.
+
+        A free slot is taken without yielding to the event loop (anyio's `acquire` always does, twice per call at
+        two levels); only a slot that must be waited for is awaited. A ticket cancelled before it got here still
+        never starts: the cancellation is checked once first.
+        """
+        await anyio.lowlevel.checkpoint_if_cancelled()
         for limiter in self._limiters(ticket):
-            await limiter.acquire_on_behalf_of(ticket)
+            try:
+                limiter.acquire_on_behalf_of_nowait(ticket)
+            except anyio.WouldBlock:
+                await limiter.acquire_on_behalf_of(ticket)
             ticket._held.append(limiter)
 
     def _exit(self, ticket: Ticket) -> None:
