@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from types import MappingProxyType
@@ -125,7 +125,7 @@ class Executor:
         approvals: Approvals | None = None,
     ) -> None:
         self.session_id = session_id
-        self.metadata: dict[str, str] = {}
+        self._metadata: MappingProxyType[str, str] = MappingProxyType({})
         self.table = table
         self._toolset = toolset
         self._scheduler = scheduler
@@ -147,6 +147,15 @@ class Executor:
 
     def __repr__(self) -> str:
         return f"Executor({self.session_id!r}, running={len(self._tasks)}, {self.table!r})"
+
+    @property
+    def metadata(self) -> Mapping[str, str]:
+        """The session's metadata as every call's `ToolContext` sees it (read-only, a copy taken when set)."""
+        return self._metadata
+
+    @metadata.setter
+    def metadata(self, value: Mapping[str, str]) -> None:
+        self._metadata = MappingProxyType(dict(value))
 
     async def __aenter__(self) -> Executor:
         async with AsyncExitStack() as stack:
@@ -399,7 +408,7 @@ class Executor:
             self.session_id,
             start.tool_use_id,
             start.thread_id,
-            MappingProxyType(dict(self.metadata)),
+            self._metadata,
         )
         answer = await evaluate_policy(policy, request)
         if answer.verdict is Verdict.ALLOW:
@@ -506,7 +515,7 @@ class Executor:
             tool_use_id=start.tool_use_id,
             thread_id=start.thread_id,
             tool_name=tool.name,
-            metadata=MappingProxyType(dict(self.metadata)),
+            metadata=self._metadata,
             logger=tool_logger,
             cancel_event=ticket.cancel_event,
             on_progress=self._progress_logger(start),
