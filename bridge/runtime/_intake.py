@@ -39,7 +39,7 @@ import httpx2
 from anthropic import AsyncStream
 from anthropic.resources.beta.sessions.events import AsyncEvents
 from anyio.abc import TaskStatus
-from anyio.streams.memory import MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._events import Event, Idle, parse_event
 from ._limits import Timeouts
@@ -281,34 +281,42 @@ class Intake:
         failure: Exception | None = None
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._read, stream, send)
-            with receive:
-                try:
-                    while not self._stopped:
-                        items = [await receive.receive()]
-                        with contextlib.suppress(anyio.WouldBlock):
-                            while len(items) < _READ_AHEAD:
-                                items.append(receive.receive_nowait())
-                        batch: list[Event] = []
-                        for item in items:
-                            if isinstance(item, Exception):
-                                failure = item
-                                break
-                            for event in item:
-                                if self._is_new(event):
-                                    self._note(event)
-                                    batch.append(event)
-                        if batch:
-                            self.activity += len(batch)
-                            await self._handle(batch, True)
-                            if failure is None:
-                                await self._idled(batch)
-                        if failure is not None:
-                            break
-                except anyio.EndOfStream:
-                    pass
+            try:  # raised outside the task group, so the caller sees the failure itself, not an exception group
+                await self._consume(receive)
+            except Exception as exc:
+                failure = exc
             tg.cancel_scope.cancel()
         if failure is not None:
             raise failure
+
+    async def _consume(self, receive: MemoryObjectReceiveStream[list[Event] | Exception]) -> None:
+        """Hand what the reader sent to the handler, everything waiting at once; raise what it failed with."""
+        with receive:
+            while not self._stopped:
+                try:
+                    items = [await receive.receive()]
+                except anyio.EndOfStream:
+                    return
+                with contextlib.suppress(anyio.WouldBlock, anyio.EndOfStream):
+                    while len(items) < _READ_AHEAD:
+                        items.append(receive.receive_nowait())
+                failure: Exception | None = None
+                batch: list[Event] = []
+                for item in items:
+                    if isinstance(item, Exception):
+                        failure = item
+                        break
+                    for event in item:
+                        if self._is_new(event):
+                            self._note(event)
+                            batch.append(event)
+                if batch:
+                    self.activity += len(batch)
+                    await self._handle(batch, True)
+                    if failure is None:
+                        await self._idled(batch)
+                if failure is not None:
+                    raise failure
 
     async def _read(self, stream: AsyncStream[Any], send: MemoryObjectSendStream[list[Event] | Exception]) -> None:
         """Decode the stream's frames into events, chunk by chunk, until it ends or fails (sent as the last item)."""
@@ -328,11 +336,15 @@ class Intake:
                         for sse in frames:
                             if (event := self._decode(sse)) is not None:
                                 events.append(event)
-                    finally:  # what came before a bad frame is still handed over
-                        if events:
+                    except Exception:
+                        if events:  # what came before a bad frame is still handed over
                             await _send(send, events)
+                        raise
+                    if events:
+                        await _send(send, events)
             except Exception as exc:
-                await _send(send, exc)
+                with contextlib.suppress(anyio.BrokenResourceError):  # the consumer is gone: nobody to tell
+                    await _send(send, exc)
             finally:
                 with anyio.CancelScope(shield=True):
                     await batches.aclose()
