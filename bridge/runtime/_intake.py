@@ -176,6 +176,7 @@ class Intake:
         self.connected = anyio.Event()  # set once the stream is open and the history was read
         self.backfilled_to: datetime | None = None  # the newest event of the first (complete) history read
         self.activity = 0  # events delivered by the stream and its catch-up reads: a quiet session's count stays put
+        self._waiting_since: float | None = None  # when the stream reader began waiting for bytes, while it waits
         self.reconciler = Reconciler(
             session_id, events=events, intake=self, timeouts=timeouts, observer=observer, requests=self._requests
         )
@@ -280,7 +281,9 @@ class Intake:
         send, receive = anyio.create_memory_object_stream[list[Event] | Exception](max_buffer_size=_READ_AHEAD)
         failure: Exception | None = None
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._read, stream, send)
+            stall = anyio.CancelScope()
+            tg.start_soon(self._read, stream, send, stall)
+            tg.start_soon(self._watch, stall)
             try:  # raised outside the task group, so the caller sees the failure itself, not an exception group
                 await self._consume(receive)
             except Exception as exc:
@@ -318,36 +321,61 @@ class Intake:
                 if failure is not None:
                     raise failure
 
-    async def _read(self, stream: AsyncStream[Any], send: MemoryObjectSendStream[list[Event] | Exception]) -> None:
-        """Decode the stream's frames into events, chunk by chunk, until it ends or fails (sent as the last item)."""
+    async def _read(
+        self,
+        stream: AsyncStream[Any],
+        send: MemoryObjectSendStream[list[Event] | Exception],
+        stall: anyio.CancelScope,
+    ) -> None:
+        """Decode the stream's frames into events, chunk by chunk, until it ends or fails (sent as the last item).
+
+        `stall` is cancelled by the read-idle watchdog (`_watch`) when one read waits `stream_idle` for bytes.
+        """
         batches = sse_batches(stream.response)
         with send:
             try:
-                while True:
-                    with anyio.move_on_after(self._timeouts.stream_idle) as idle:
+                with stall:
+                    while True:
+                        self._waiting_since = anyio.current_time()
                         try:
                             frames = await batches.__anext__()
                         except StopAsyncIteration:
                             return
-                    if idle.cancelled_caught:
-                        raise _StreamEnded(f"no data for {self._timeouts.stream_idle:g}s (stalled)")
-                    events: list[Event] = []
-                    try:
-                        for sse in frames:
-                            if (event := self._decode(sse)) is not None:
-                                events.append(event)
-                    except Exception:
-                        if events:  # what came before a bad frame is still handed over
+                        self._waiting_since = None
+                        events: list[Event] = []
+                        try:
+                            for sse in frames:
+                                if (event := self._decode(sse)) is not None:
+                                    events.append(event)
+                        except Exception:
+                            if events:  # what came before a bad frame is still handed over
+                                await _send(send, events)
+                            raise
+                        if events:
                             await _send(send, events)
-                        raise
-                    if events:
-                        await _send(send, events)
+                if stall.cancelled_caught:
+                    raise _StreamEnded(f"no data for {self._timeouts.stream_idle:g}s (stalled)")
             except Exception as exc:
                 with contextlib.suppress(anyio.BrokenResourceError):  # the consumer is gone: nobody to tell
                     await _send(send, exc)
             finally:
+                self._waiting_since = None
                 with anyio.CancelScope(shield=True):
                     await batches.aclose()
+
+    async def _watch(self, stall: anyio.CancelScope) -> None:
+        """The read-idle watchdog: cancel `stall` once a read has waited `stream_idle` with no bytes at all.
+
+        One timer per idle period rather than a deadline scope around every read: the reader only notes when it
+        starts waiting, which matters when a burst of events arrives one small chunk at a time.
+        """
+        limit = self._timeouts.stream_idle
+        while True:
+            since, now = self._waiting_since, anyio.current_time()
+            if since is not None and now - since >= limit:
+                stall.cancel()
+                return
+            await anyio.sleep(limit if since is None else since + limit - now)
 
     def _decode(self, sse: Frame) -> Event | None:
         """The event of one frame (None for a keep-alive or a type the SDK does not model); raises on a bad frame."""
