@@ -218,6 +218,8 @@ class CallTable:
         self._stopping: str | None = None
         self._new: dict[str, ToolUse] = {}  # calls opened by the batch being applied: started at its end
         self._out: list[Effect] = []
+        self._running = 0  # open calls in phase RUNNING: wanted, no result yet
+        self._idle_seen = False  # an idle came after the newest call opened: the agent asked for all it will
 
     def __repr__(self) -> str:
         return f"CallTable(open={len(self._calls)}, ended={self.ended!r})"
@@ -237,6 +239,16 @@ class CallTable:
         """The poster's check before each send: is this result still to be posted?"""
         call = self._calls.get(tool_use_id)
         return call is not None and call.phase is Phase.POSTING
+
+    def settled(self) -> bool:
+        """The poster's hint: whether every result the session is about to wait for is known.
+
+        True once an idle (of the session or a thread) came after the newest call opened, so the agent has asked for
+        all it will for now, and no call is still running towards a result. A result held back for the rest of its
+        batch can then leave with them in one request: the agent resumes only once every call of its idle is
+        answered, so posting a part earlier buys nothing (`Timeouts.post_linger` bounds the wait).
+        """
+        return self._idle_seen and self._running == 0
 
     def apply(self, batch: Iterable[Input]) -> list[Effect]:
         """Apply a batch (oldest first) and return the effects to carry out, in order."""
@@ -264,9 +276,11 @@ class CallTable:
             case Interrupt(session_thread_id=scope):
                 self._on_interrupt(scope)
             case Idle():
-                self._on_idle(set(_blocked_on(item)), None)
+                self._idle_seen = True
+                self._on_idle(item, None)
             case ThreadIdle(session_thread_id=scope):
-                self._on_idle(set(_blocked_on(item)), scope)
+                self._idle_seen = True
+                self._on_idle(item, scope)
             case ThreadTerminated(session_thread_id=thread):
                 self._dead_threads.add(thread)
                 for call in [c for c in self._calls.values() if c.thread_id == thread]:
@@ -281,7 +295,7 @@ class CallTable:
                 for use_id in ids:
                     posted = self._calls.get(use_id)
                     if posted is not None and posted.phase in (Phase.POSTING, Phase.HELD):
-                        posted.phase = Phase.POSTED
+                        self._move(posted, Phase.POSTED)
             case Rejected(tool_use_id=use_id, reason=reason):
                 if (rejected := self._calls.get(use_id)) is not None:
                     self._drop(rejected, f"rejected by the API: {reason}")
@@ -295,6 +309,10 @@ class CallTable:
             case _:
                 pass
 
+    def _move(self, call: _Call, phase: Phase) -> None:
+        self._running += (phase is Phase.RUNNING) - (call.phase is Phase.RUNNING)
+        call.phase = phase
+
     def _on_use(self, event: ToolUse) -> None:
         use_id = event.id
         if use_id in self._calls or use_id in self._closed or not self._owns(event.name):
@@ -302,6 +320,8 @@ class CallTable:
         if event.session_thread_id is not None and event.session_thread_id in self._dead_threads:
             return
         self._calls[use_id] = _Call(use_id, event.session_thread_id)
+        self._running += 1
+        self._idle_seen = False
         self._new[use_id] = event
 
     def _on_echo(self, use_id: str, echo_id: str) -> None:
@@ -322,17 +342,21 @@ class CallTable:
             if scope is not None and call.thread_id != scope:
                 continue
             if call.phase is Phase.RUNNING:
-                call.phase = Phase.HELD
+                self._move(call, Phase.HELD)
                 if call.started:
                     self._out.append(Cancel(call.tool_use_id, "interrupted"))
             elif call.phase is Phase.POSTING:
-                call.phase = Phase.HELD
+                self._move(call, Phase.HELD)
                 self._out.append(Withdraw(call.tool_use_id))
 
-    def _on_idle(self, waits: set[str], scope: str | None) -> None:
-        for call in [c for c in self._calls.values() if c.phase is Phase.HELD]:
+    def _on_idle(self, idle: Idle | ThreadIdle, scope: str | None) -> None:
+        held = [c for c in self._calls.values() if c.phase is Phase.HELD]
+        if not held:
+            return
+        waits = set(_blocked_on(idle))
+        for call in held:
             if call.tool_use_id in waits:
-                call.phase = Phase.POSTING if call.has_result else Phase.RUNNING
+                self._move(call, Phase.POSTING if call.has_result else Phase.RUNNING)
                 if call.has_result:
                     self._out.append(Post(call.tool_use_id))
             elif scope is None or call.thread_id == scope:
@@ -344,7 +368,7 @@ class CallTable:
             return
         call.has_result = True
         if call.phase is Phase.RUNNING:
-            call.phase = Phase.POSTING
+            self._move(call, Phase.POSTING)
             self._out.append(Post(use_id))
 
     def _end(self, reason: str) -> None:
@@ -368,6 +392,7 @@ class CallTable:
         self._close(call)
 
     def _close(self, call: _Call) -> None:
+        self._running -= call.phase is Phase.RUNNING
         del self._calls[call.tool_use_id]
         self._new.pop(call.tool_use_id, None)
         self._remember_closed(call.tool_use_id)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from types import MappingProxyType
@@ -125,7 +125,7 @@ class Executor:
         approvals: Approvals | None = None,
     ) -> None:
         self.session_id = session_id
-        self.metadata: dict[str, str] = {}
+        self._metadata: MappingProxyType[str, str] = MappingProxyType({})
         self.table = table
         self._toolset = toolset
         self._scheduler = scheduler
@@ -148,6 +148,15 @@ class Executor:
     def __repr__(self) -> str:
         return f"Executor({self.session_id!r}, running={len(self._tasks)}, {self.table!r})"
 
+    @property
+    def metadata(self) -> Mapping[str, str]:
+        """The session's metadata as every call's `ToolContext` sees it (read-only, a copy taken when set)."""
+        return self._metadata
+
+    @metadata.setter
+    def metadata(self, value: Mapping[str, str]) -> None:
+        self._metadata = MappingProxyType(dict(value))
+
     async def __aenter__(self) -> Executor:
         async with AsyncExitStack() as stack:
             self._tg = await stack.enter_async_context(anyio.create_task_group())
@@ -169,6 +178,7 @@ class Executor:
     async def apply(self, batch: Sequence[Input], *, backfill: bool = False) -> None:
         """Apply a batch to the table and carry out its effects; after the first history read, settle leftovers."""
         await self._carry_out(self.table.apply(batch), inline_acks=backfill)
+        self._poster.nudge()  # an idle may have settled the batch the poster holds
         if backfill:
             await self._settle_leftovers()
 
@@ -322,8 +332,9 @@ class Executor:
         use_id = start.tool_use_id
         new = await self._journal.receive(self.session_id, use_id, start.name, start.input, thread_id=start.thread_id)
         record = None if new else await self._journal.get(self.session_id, use_id)
-        extra = {"input": start.input} if self._options.log_inputs else {}
-        logger.debug("call %s received", start.name, extra=log_extra(self.session_id, use_id, start.name, **extra))
+        if logger.isEnabledFor(logging.DEBUG):
+            extra = {"input": start.input} if self._options.log_inputs else {}
+            logger.debug("call %s received", start.name, extra=log_extra(self.session_id, use_id, start.name, **extra))
         self._emit(start, CallEventKind.RECEIVED, detail=None if record is None else f"recovered ({record.state})")
         if record is not None and record.state.finished:
             self._settle(task, None)
@@ -397,7 +408,7 @@ class Executor:
             self.session_id,
             start.tool_use_id,
             start.thread_id,
-            MappingProxyType(dict(self.metadata)),
+            self._metadata,
         )
         answer = await evaluate_policy(policy, request)
         if answer.verdict is Verdict.ALLOW:
@@ -504,7 +515,7 @@ class Executor:
             tool_use_id=start.tool_use_id,
             thread_id=start.thread_id,
             tool_name=tool.name,
-            metadata=MappingProxyType(dict(self.metadata)),
+            metadata=self._metadata,
             logger=tool_logger,
             cancel_event=ticket.cancel_event,
             on_progress=self._progress_logger(start),
@@ -532,13 +543,7 @@ class Executor:
 
     def _progress_logger(self, start: Start) -> Callable[[str, float | None], None]:
         """`ctx.progress(...)` becomes a debug log record (it may come from a worker thread; logging is thread-safe)."""
-        extra = log_extra(self.session_id, start.tool_use_id, start.name)
-
-        def report(message: str, fraction: float | None) -> None:
-            done = f" ({fraction:.0%})" if fraction is not None else ""
-            tool_logger.debug("progress: %s%s", message, done, extra={**extra, "fraction": fraction})
-
-        return report
+        return _Progress(self.session_id, start)
 
     async def _finish(
         self,
@@ -561,15 +566,16 @@ class Executor:
             return
         await self._journal.complete(self.session_id, start.tool_use_id, stored)
         detail = result.text[:200] if result.is_error else None
-        level = {CallEventKind.TIMED_OUT: logging.WARNING, CallEventKind.FAILED: logging.INFO}.get(kind, logging.DEBUG)
-        logger.log(
-            level,
-            "call %s %s%s",
-            start.name,
-            kind.value,
-            f" in {duration:.3f}s" if duration is not None else "",
-            extra=log_extra(self.session_id, start.tool_use_id, start.name, outcome=kind.value, duration=duration),
-        )
+        level = _LOG_LEVELS.get(kind, logging.DEBUG)
+        if logger.isEnabledFor(level):  # most calls end at DEBUG: skip building the record's extras
+            logger.log(
+                level,
+                "call %s %s%s",
+                start.name,
+                kind.value,
+                f" in {duration:.3f}s" if duration is not None else "",
+                extra=log_extra(self.session_id, start.tool_use_id, start.name, outcome=kind.value, duration=duration),
+            )
         self._emit(start, kind, duration=duration, is_error=result.is_error, detail=detail)
         self._settle(task, stored)
 
@@ -585,6 +591,22 @@ class Executor:
         self._observer.emit(
             CallEvent(kind, self.session_id, start.tool_use_id, start.name, start.thread_id, duration, is_error, detail)
         )
+
+
+_LOG_LEVELS = {CallEventKind.TIMED_OUT: logging.WARNING, CallEventKind.FAILED: logging.INFO}
+
+
+@dataclass(frozen=True, slots=True)
+class _Progress:
+    """A call's `ctx.progress` reports as debug log records (built only when a tool reports)."""
+
+    session_id: str
+    start: Start
+
+    def __call__(self, message: str, fraction: float | None) -> None:
+        done = f" ({fraction:.0%})" if fraction is not None else ""
+        extra = log_extra(self.session_id, self.start.tool_use_id, self.start.name, fraction=fraction)
+        tool_logger.debug("progress: %s%s", message, done, extra=extra)
 
 
 def _asked(timeout: float) -> ApprovalRecord:

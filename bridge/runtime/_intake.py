@@ -24,6 +24,7 @@ failure is retried under the one retry policy (`_retry.py`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -31,13 +32,14 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
 import anyio
 import httpx2
 from anthropic import AsyncStream
 from anthropic.resources.beta.sessions.events import AsyncEvents
 from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._events import Event, Idle, parse_event
 from ._limits import Timeouts
@@ -45,9 +47,11 @@ from ._observe import Counter, Observer, log_extra
 from ._reconcile import Reconciler
 from ._retry import Attempts, Retry
 
-__all__ = ["Frame", "Intake", "sse_frames"]
+__all__ = ["Frame", "Intake", "sse_batches", "sse_frames"]
 
 logger = logging.getLogger("bridge.intake")
+
+T = TypeVar("T")
 
 Handler = Callable[[list[Event], bool], Awaitable[None]]
 
@@ -62,12 +66,14 @@ class Frame(NamedTuple):
 _EOL = re.compile(rb"\r\n|\r|\n")
 
 
-async def sse_frames(response: httpx2.Response) -> AsyncGenerator[Frame, None]:
-    """Decode a response body into SSE frames; a comment line (a keep-alive) comes out as a `ping` frame.
+async def sse_batches(response: httpx2.Response) -> AsyncGenerator[list[Frame], None]:
+    """Decode a response body into SSE frames, a list per chunk read (never empty); a comment line (a keep-alive)
+    comes out as a `ping` frame.
 
     The read-idle watchdog must see keep-alives, which the SDK's typed iterator swallows, and every generator in the
     chain must be closed when a stream is abandoned (trio warns about one left to the garbage collector), so this
     small decoder replaces the SDK's. Framing follows the SSE spec: `field: value` lines, a blank line ends a frame.
+    Frames come in lists so that a burst (a turn of 200 tool calls arrives in a few chunks) is handled as one batch.
     """
     buffer = bytearray()
     event: str | None = None
@@ -76,6 +82,7 @@ async def sse_frames(response: httpx2.Response) -> AsyncGenerator[Frame, None]:
         async for chunk in chunks:
             buffer += chunk
             start = 0
+            frames: list[Frame] = []
             while (match := _EOL.search(buffer, start)) is not None:
                 if match.group() == b"\r" and match.end() == len(buffer):
                     break  # maybe the first half of a CRLF split across chunks
@@ -83,10 +90,10 @@ async def sse_frames(response: httpx2.Response) -> AsyncGenerator[Frame, None]:
                 start = match.end()
                 if not line:
                     if event is not None or data:
-                        yield Frame(event, "\n".join(data))
+                        frames.append(Frame(event, "\n".join(data)))
                     event, data = None, []
                 elif line.startswith(":"):
-                    yield Frame("ping", "")
+                    frames.append(Frame("ping", ""))
                 else:
                     field, _, value = line.partition(":")
                     value = value[1:] if value.startswith(" ") else value
@@ -95,6 +102,29 @@ async def sse_frames(response: httpx2.Response) -> AsyncGenerator[Frame, None]:
                     elif field == "data":
                         data.append(value)
             del buffer[:start]
+            if frames:
+                yield frames
+
+
+async def sse_frames(response: httpx2.Response) -> AsyncGenerator[Frame, None]:
+    """Decode a response body into SSE frames, one at a time (see `sse_batches`)."""
+    async with aclosing(sse_batches(response)) as batches:
+        async for batch in batches:
+            for frame in batch:
+                yield frame
+
+
+_READ_AHEAD = 1000
+"""Chunks of events the stream reader may be ahead of their handling (then it waits)."""
+
+
+async def _send(send: MemoryObjectSendStream[T], item: T) -> None:
+    """Send without yielding to the event loop when there is room, so events already received are read on at once
+    and reach the handler together."""
+    try:
+        send.send_nowait(item)
+    except anyio.WouldBlock:
+        await send.send(item)
 
 
 class _StreamEnded(Exception):
@@ -146,6 +176,7 @@ class Intake:
         self.connected = anyio.Event()  # set once the stream is open and the history was read
         self.backfilled_to: datetime | None = None  # the newest event of the first (complete) history read
         self.activity = 0  # events delivered by the stream and its catch-up reads: a quiet session's count stays put
+        self._waiting_since: float | None = None  # when the stream reader began waiting for bytes, while it waits
         self.reconciler = Reconciler(
             session_id, events=events, intake=self, timeouts=timeouts, observer=observer, requests=self._requests
         )
@@ -241,40 +272,127 @@ class Intake:
             await self._idled(batch)
 
     async def _pump(self, stream: AsyncStream[Any]) -> None:
-        frames = sse_frames(stream.response)
-        try:
-            while not self._stopped:
-                with anyio.move_on_after(self._timeouts.stream_idle) as idle:
-                    try:
-                        sse = await frames.__anext__()
-                    except StopAsyncIteration:
-                        return
-                if idle.cancelled_caught:
-                    raise _StreamEnded(f"no data for {self._timeouts.stream_idle:g}s (stalled)")
-                if sse.event == "error":
-                    self._raise_stream_error(sse.data)
-                if sse.event == "ping" or not sse.data:
-                    continue
-                try:
-                    data = json.loads(sse.data)
-                except ValueError:
-                    raise _StreamEnded("a frame was not JSON (malformed); reading the history instead") from None
-                event = parse_event(data)
-                if event is None:
-                    logger.debug("skipping an event the SDK does not model: %.200s", sse.data)
-                    continue
-                if not self._is_new(event):
-                    continue
-                self._note(event)
-                self.activity += 1
-                await self._handle([event], True)
-                if isinstance(event, Idle):
-                    await self._idled([event])
-        finally:
-            with anyio.CancelScope(shield=True):
-                await frames.aclose()
+        """Read the stream in one task and handle what it read in this one, a batch at a time.
 
-    def _raise_stream_error(self, data: str) -> None:
+        The reader never waits for the handling: whatever arrived while a batch was being handled (a turn's burst of
+        tool calls comes faster than one event at a time can be handled) is handed over next as one batch, so the
+        per-batch costs (the call table, the poster's wake-ups, journal acks) are paid once per burst, not per event.
+        """
+        send, receive = anyio.create_memory_object_stream[list[Event] | Exception](max_buffer_size=_READ_AHEAD)
+        failure: Exception | None = None
+        async with anyio.create_task_group() as tg:
+            stall = anyio.CancelScope()
+            tg.start_soon(self._read, stream, send, stall)
+            tg.start_soon(self._watch, stall)
+            try:  # raised outside the task group, so the caller sees the failure itself, not an exception group
+                await self._consume(receive)
+            except Exception as exc:
+                failure = exc
+            tg.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+
+    async def _consume(self, receive: MemoryObjectReceiveStream[list[Event] | Exception]) -> None:
+        """Hand what the reader sent to the handler, everything waiting at once; raise what it failed with."""
+        with receive:
+            while not self._stopped:
+                try:
+                    items = [await receive.receive()]
+                except anyio.EndOfStream:
+                    return
+                with contextlib.suppress(anyio.WouldBlock, anyio.EndOfStream):
+                    while len(items) < _READ_AHEAD:
+                        items.append(receive.receive_nowait())
+                failure: Exception | None = None
+                batch: list[Event] = []
+                for item in items:
+                    if isinstance(item, Exception):
+                        failure = item
+                        break
+                    for event in item:
+                        if self._is_new(event):
+                            self._note(event)
+                            batch.append(event)
+                if batch:
+                    self.activity += len(batch)
+                    await self._handle(batch, True)
+                    if failure is None:
+                        await self._idled(batch)
+                if failure is not None:
+                    raise failure
+
+    async def _read(
+        self,
+        stream: AsyncStream[Any],
+        send: MemoryObjectSendStream[list[Event] | Exception],
+        stall: anyio.CancelScope,
+    ) -> None:
+        """Decode the stream's frames into events, chunk by chunk, until it ends or fails (sent as the last item).
+
+        `stall` is cancelled by the read-idle watchdog (`_watch`) when one read waits `stream_idle` for bytes.
+        """
+        batches = sse_batches(stream.response)
+        with send:
+            try:
+                with stall:
+                    while True:
+                        self._waiting_since = anyio.current_time()
+                        try:
+                            frames = await batches.__anext__()
+                        except StopAsyncIteration:
+                            return
+                        self._waiting_since = None
+                        events: list[Event] = []
+                        try:
+                            for sse in frames:
+                                if (event := self._decode(sse)) is not None:
+                                    events.append(event)
+                        except Exception:
+                            if events:  # what came before a bad frame is still handed over
+                                await _send(send, events)
+                            raise
+                        if events:
+                            await _send(send, events)
+                if stall.cancelled_caught:
+                    raise _StreamEnded(f"no data for {self._timeouts.stream_idle:g}s (stalled)")
+            except Exception as exc:
+                with contextlib.suppress(anyio.BrokenResourceError):  # the consumer is gone: nobody to tell
+                    await _send(send, exc)
+            finally:
+                self._waiting_since = None
+                with anyio.CancelScope(shield=True):
+                    await batches.aclose()
+
+    async def _watch(self, stall: anyio.CancelScope) -> None:
+        """The read-idle watchdog: cancel `stall` once a read has waited `stream_idle` with no bytes at all.
+
+        One timer per idle period rather than a deadline scope around every read: the reader only notes when it
+        starts waiting, which matters when a burst of events arrives one small chunk at a time.
+        """
+        limit = self._timeouts.stream_idle
+        while True:
+            since, now = self._waiting_since, anyio.current_time()
+            if since is not None and now - since >= limit:
+                stall.cancel()
+                return
+            await anyio.sleep(limit if since is None else since + limit - now)
+
+    def _decode(self, sse: Frame) -> Event | None:
+        """The event of one frame (None for a keep-alive or a type the SDK does not model); raises on a bad frame."""
+        if sse.event == "error":
+            self._raise_stream_error(sse.data)
+        if sse.event == "ping" or not sse.data:
+            return None
+        try:
+            data = json.loads(sse.data)
+        except ValueError:
+            raise _StreamEnded("a frame was not JSON (malformed); reading the history instead") from None
+        event = parse_event(data)
+        if event is None:
+            logger.debug("skipping an event the SDK does not model: %.200s", sse.data)
+        return event
+
+    def _raise_stream_error(self, data: str) -> NoReturn:
         try:
             error = json.loads(data).get("error", {})
         except (ValueError, AttributeError):

@@ -97,6 +97,11 @@ class Timeouts:
         sweep: The reconciliation sweep's period: a session whose stream delivered nothing for this long has its
             latest status read from the history, in case the stream silently skipped the idle that waits on a tool
             call (every idle the stream does deliver is checked at once).
+        post_linger: Longest a ready result is held back so that the rest of its batch can leave in the same
+            request. The agent resumes only once every call of its `requires_action` idle is answered, so a result
+            waits while other calls of the session still run, or until the idle that ends the agent's burst of calls
+            has arrived; then everything ready leaves in one POST. No result waits longer than this for others
+            (a slow call never holds back the fast ones beyond it). `0` posts every result as soon as it is ready.
     """
 
     tool: float | None = 60.0
@@ -107,6 +112,7 @@ class Timeouts:
     post_backoff_max: float = 30.0
     agent_poll: float = 5.0
     sweep: float = 60.0
+    post_linger: float = 0.1
 
     def __post_init__(self) -> None:
         problems = []
@@ -114,7 +120,11 @@ class Timeouts:
             value = getattr(self, f.name)
             if value is None and f.name == "tool":
                 continue
-            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                problems.append(f"Timeouts.{f.name} must be a number of seconds, got {value!r}")
+            elif f.name == "post_linger" and value < 0:
+                problems.append(f"Timeouts.post_linger must be zero or a positive number of seconds, got {value!r}")
+            elif f.name != "post_linger" and value <= 0:
                 problems.append(f"Timeouts.{f.name} must be a positive number of seconds, got {value!r}")
         if problems:
             raise ConfigError(problems)

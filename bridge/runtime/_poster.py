@@ -2,10 +2,16 @@
 
 One `Poster` per served session. It takes items (`put`) and reports outcomes (`Posted`, `Rejected`) on a stream the
 executor reads; before every attempt it asks the call table's `wanted(tool_use_id)` whether the session still waits
-for a result, so it never calls back into anything. Results that become ready while a post is in flight wait and
-leave together in the next `events.send`, so a burst of 200 answers costs a handful of requests, not 200. The poster
-owns the exact content to post (the journal's stored result): a failed post is retried with the same result, never
-by running the tool again.
+for a result, so it never calls back into anything. The poster owns the exact content to post (the journal's stored
+result): a failed post is retried with the same result, never by running the tool again.
+
+Batching: the agent resumes only once every call of its `requires_action` idle is answered, so a result that is
+ready while others of the same burst still run gains nothing by leaving alone. The poster holds ready results while
+the call table is not `settled()` (calls still run, or the idle closing the agent's burst has not arrived), and
+sends everything ready in one `events.send` once it is, or once the oldest has waited `Timeouts.post_linger`, or
+once `Limits.max_batch` are ready. So a turn of 200 calls is answered in one request, and a slow call never holds
+back the others for longer than the linger. Results that become ready while a post is in flight wait and leave
+together in the next one.
 
 Never a duplicate: every post goes through `post_once` (`_retry.py`), which checks the session's history, from the
 calls' own `processed_at`, after any failure that may have stored the batch. A batch the API rejects (4xx) is split so
@@ -62,6 +68,7 @@ class Outgoing:
     result: StoredResult
     since: datetime | None = None  # the call's processed_at: where a history check may start reading
     fallback: bool = False  # already replaced by a text-only error after a rejection
+    ready_at: float = 0.0  # when it was queued (the event loop's clock): the linger counts from here
 
     def event(self) -> BetaManagedAgentsUserCustomToolResultEventParams:
         return {
@@ -90,8 +97,10 @@ class Poster:
         journal: Where posts (and results found already stored) are recorded.
         observer: Counters and call events.
         limits: `max_batch`, `max_requests`.
-        timeouts: `request`, `post_backoff_max`.
+        timeouts: `request`, `post_backoff_max`, `post_linger`.
         wanted: Asked before every attempt: False means the session no longer waits for that result.
+        settled: Asked before sending a batch early: True when no other result of the session is about to be ready
+            (`CallTable.settled`); while it is False, ready results wait up to `post_linger` for the rest.
         requests: The bridge-wide limiter of API requests in flight.
         lease_check: Awaited right before every send (a fleet: does this process surely hold the session's lease?
             it waits for the next renewal's verdict when unsure); False refuses the post as fenced.
@@ -109,6 +118,7 @@ class Poster:
         limits: Limits,
         timeouts: Timeouts,
         wanted: Callable[[str], bool],
+        settled: Callable[[], bool] = lambda: True,
         requests: anyio.CapacityLimiter | None = None,
         lease_check: Callable[[str], Awaitable[bool]] | None = None,
         on_fenced: Callable[[str], None] | None = None,
@@ -124,6 +134,7 @@ class Poster:
         self._limits = limits
         self._timeouts = timeouts
         self._wanted = wanted
+        self._settled = settled
         self._requests = requests or anyio.CapacityLimiter(limits.max_requests)
         self._retry = Retry(start=0.25, cap=timeouts.post_backoff_max)
         self._pending: dict[str, Outgoing] = {}
@@ -148,10 +159,30 @@ class Poster:
         if item.tool_use_id in self._in_flight:
             self._again[item.tool_use_id] = item
             return
-        self._pending[item.tool_use_id] = item
+        self._queue(item)
         if self._empty.is_set():
             self._empty = anyio.Event()
         self._wake.set()
+
+    def nudge(self) -> None:
+        """Something the poster's `settled()` depends on changed (an idle arrived): look again at what waits."""
+        if self._pending:
+            self._wake.set()
+
+    def _queue(self, item: Outgoing) -> None:
+        if item.tool_use_id not in self._pending:  # kept in the order queued, so the first one is the oldest
+            item.ready_at = anyio.current_time()
+        else:
+            item.ready_at = self._pending[item.tool_use_id].ready_at
+        self._pending[item.tool_use_id] = item
+
+    def _due(self) -> float | None:
+        """When the pending results should leave: None for now, else the time the oldest one's linger ends."""
+        linger = self._timeouts.post_linger
+        if linger <= 0 or len(self._pending) >= self._limits.max_batch or self._settled():
+            return None
+        due = next(iter(self._pending.values())).ready_at + linger
+        return None if due <= anyio.current_time() else due
 
     def withdraw(self, tool_use_id: str) -> None:
         """Forget a result not yet being posted (one in flight is checked with `wanted` before any retry)."""
@@ -180,8 +211,9 @@ class Poster:
     async def run(self, outcomes: MemoryObjectSendStream[PosterOutcome]) -> None:
         """Post until cancelled, reporting each outcome on `outcomes`.
 
-        Up to `PIPELINE` posts of one session are in flight at once: a result that becomes ready while a post is on
-        the wire leaves at once instead of waiting a round trip for it; once all are busy, results wait and batch.
+        Ready results first wait for the rest of their batch (see the module docstring), then up to `PIPELINE` posts
+        of one session are in flight at once: a batch that becomes due while a post is on the wire leaves at once
+        instead of waiting a round trip for it; once all are busy, results wait and batch.
 
         Raises:
             APIAccessError / SessionNotFoundError: The API refuses the session.
@@ -194,6 +226,11 @@ class Poster:
                 if not self._pending:
                     self._check_empty()
                     await self._wake.wait()
+                    self._wake = anyio.Event()
+                    continue
+                if (due := self._due()) is not None:
+                    with anyio.move_on_at(due):
+                        await self._wake.wait()
                     self._wake = anyio.Event()
                     continue
                 await slots.acquire()
@@ -216,7 +253,7 @@ class Poster:
                 self._in_flight.pop(item.tool_use_id, None)
                 again = self._again.pop(item.tool_use_id, None)
                 if again is not None and item.tool_use_id not in settled:
-                    self._pending[item.tool_use_id] = again  # `wanted` is asked again before it leaves
+                    self._queue(again)  # `wanted` is asked again before it leaves
                     self._wake.set()
             slots.release()
             self._check_empty()
@@ -265,6 +302,7 @@ class Poster:
                 keep=lambda item: self._wanted(item.tool_use_id),
                 unsure=any(item.tool_use_id in self._unsure for item in batch),
                 guard=self._guard,
+                want_stored=False,
             )
         except Exception as exc:
             if watched:

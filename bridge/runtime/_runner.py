@@ -102,6 +102,7 @@ class SessionRunner:
             limits=services.limits,
             timeouts=services.timeouts,
             wanted=self.table.wanted,
+            settled=self.table.settled,
             requests=services.requests,
             lease_check=services.lease_check,
             on_fenced=self.fence,

@@ -147,3 +147,21 @@ async def test_calls_the_journal_forgot_are_not_run_again_when_redelivered() -> 
     assert len(runs) == 24
     assert set(runs.values()) == {1}
     assert (len(journal), journal.forgotten) == (0, 24)
+
+
+def test_a_fast_transition_copy_equals_dataclasses_replace() -> None:
+    """The memory journal's record copy (`_evolve`, which skips `__init__`) gives exactly what `replace` gives; it
+    relies on `CallRecord` having no `__post_init__` and no slots, which this also pins down."""
+    from dataclasses import replace
+
+    from bridge.journal import CallRecord
+    from bridge.journal._memory import _evolve
+
+    assert not hasattr(CallRecord, "__post_init__")
+    assert not hasattr(CallRecord, "__slots__")
+    record = CallRecord("s", "c", "t", {"i": 1}, CallState.RECEIVED, thread_id="th", created_at=1.0)
+    result = StoredResult(({"type": "text", "text": "ok"},), False)
+    changes: dict[str, Any] = {"state": CallState.COMPLETED, "result": result, "updated_at": 2.0}
+    moved = _evolve(record, **changes)
+    assert moved == replace(record, **changes)
+    assert record.state is CallState.RECEIVED  # the original is untouched

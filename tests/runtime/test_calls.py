@@ -250,6 +250,26 @@ def test_calls_of_tools_this_bridge_does_not_serve_are_left_alone() -> None:
     ]
 
 
+def test_settled_waits_for_the_idle_and_every_running_call() -> None:
+    """`settled()` (the poster's cue to send what it holds) needs the idle after the newest call and no call still
+    running towards a result; a held (interrupted) call does not count as running."""
+    table = CallTable()
+    table.apply([use("a"), use("b")])
+    assert not table.settled()  # the agent may still be asking for more
+    table.apply([Completed("a")])
+    assert not table.settled()
+    table.apply([idle("a", "b")])
+    assert not table.settled()  # b still runs
+    table.apply([Completed("b")])
+    assert table.settled()
+    table.apply([use("c")])
+    assert not table.settled()  # a new burst began
+    table.apply([idle("a", "b", "c"), interrupt()])
+    assert table.settled()  # c is held, not running: nothing else is about to be ready
+    table.apply([idle("c")])
+    assert not table.settled()  # listed again: c runs on
+
+
 def test_wanted_follows_the_phase() -> None:
     """The poster's `wanted` is true only while a result is with the poster."""
     table = CallTable()
@@ -295,7 +315,10 @@ class World:
 
     def feed(self, batch: list[Input]) -> None:
         self.history.extend(i for i in batch if not isinstance(i, Completed | Posted | Rejected | Shutdown))
-        for effect in self.table.apply(batch):
+        effects = self.table.apply(batch)
+        running = sum(self.table.phase(i) is Phase.RUNNING for i in self.uses)
+        assert self.table._running == running, "the count behind `settled()` drifted from the phases"
+        for effect in effects:
             match effect:
                 case Start(tool_use_id=i, stop=stop):
                     assert self.started[i] == 0, f"I2: {i} started twice"

@@ -31,3 +31,10 @@ def test_config_objects_are_frozen() -> None:
     """Configuration cannot change under a running bridge."""
     with pytest.raises(dataclasses.FrozenInstanceError):
         Limits().max_concurrency = 3  # type: ignore[misc]
+
+
+def test_post_linger_may_be_zero_but_not_negative() -> None:
+    """`post_linger=0` turns result holding off (post as soon as ready); a negative linger is a configuration error."""
+    assert Timeouts(post_linger=0).post_linger == 0
+    with pytest.raises(ConfigError, match="post_linger"):
+        Timeouts(post_linger=-1)
