@@ -2,10 +2,10 @@
 
 The command works on the journal `bridge run` uses: the SQLite file (`--journal`, `--state-dir` or bridge.toml), or
 a fleet's PostgreSQL database (`--journal postgresql://...`). It only reads calls and appends decisions to the
-journal's inbox (`bridge.journal.ApprovalInbox` for SQLite, `PostgresJournal.submit_decision` for PostgreSQL); the
-running bridge reads the inbox every `[approvals] poll_interval` seconds (1 s by default) and applies the decision
-itself, journaling who made it and when. In a fleet, whichever member holds the call's session applies it. If no
-bridge runs, the decision waits in the inbox and is applied when the call is served again.
+journal's inbox (`bridge.journal.ApprovalInbox` for SQLite, `PostgresInbox` for PostgreSQL); the running bridge
+reads the inbox every `[approvals] poll_interval` seconds (1 s by default) and applies the decision itself,
+journaling who made it and when. In a fleet, whichever member holds the call's session applies it. If no bridge
+runs, the decision waits in the inbox and is applied when the call is served again.
 """
 
 from __future__ import annotations
@@ -15,19 +15,15 @@ import datetime
 import getpass
 import json
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import anyio
-
-from .._errors import ConfigError, JournalError
-from ..journal import ApprovalInbox, CallRecord, CallState, PostgresJournal, describe_dsn
+from .._errors import ConfigError
+from ..journal import ApprovalInbox, CallRecord, PostgresInbox
 from ._setup import EXIT_OK
 
-__all__ = ["PostgresInbox", "run_approvals"]
-
-T = TypeVar("T")
+__all__ = ["run_approvals"]
 
 
 def run_approvals(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -61,51 +57,6 @@ def run_approvals(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     verb = "approved" if approve else "denied"
     _out(f"{verb} {record.tool_use_id} ({record.tool_name}) as {by}; the running bridge applies it within seconds")
     return EXIT_OK
-
-
-class PostgresInbox:
-    """`ApprovalInbox`'s three operations on a fleet's PostgreSQL journal (one short connection per command).
-
-    Decisions go to the journal's inbox table, never onto the call rows: those belong to the member holding the
-    session's lease (fenced writes), which applies the decision within its poll interval.
-    """
-
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
-        self.path = f"postgresql {describe_dsn(dsn)}"
-
-    def _run(self, work: Callable[[PostgresJournal], Awaitable[T]]) -> T:
-        async def main() -> T:
-            async with PostgresJournal(self.dsn, pool_size=1) as journal:
-                return await work(journal)
-
-        return anyio.run(main)
-
-    def pending(self) -> list[CallRecord]:
-        return self._run(lambda journal: journal.awaiting_approval())
-
-    def get(self, call_id: str, session_id: str | None = None) -> CallRecord | None:
-        records = self._run(lambda journal: journal.find(call_id, session_id))
-        if len(records) > 1:
-            sessions = ", ".join(r.session_id for r in records)
-            raise JournalError(f"call {call_id} exists in several sessions ({sessions}); name one with --session")
-        return records[0] if records else None
-
-    def submit(
-        self, call_id: str, *, approve: bool, by: str, reason: str | None = None, session_id: str | None = None
-    ) -> CallRecord:
-        record = self.get(call_id, session_id)
-        if record is None:
-            raise JournalError(f"no call {call_id} in journal {self.path}")
-        if record.state is not CallState.AWAITING_APPROVAL:
-            outcome = record.approval.outcome.value if record.approval is not None else "no approval asked"
-            raise JournalError(f"call {call_id} is not awaiting approval (state {record.state.value}, {outcome})")
-        self._run(
-            lambda journal: journal.submit_decision(
-                call_id, approve=approve, by=by, reason=reason, session_id=record.session_id
-            )
-        )
-        return record
 
 
 def _is_postgres(choice: str | None) -> bool:

@@ -4,7 +4,7 @@ Backends: memory, SQLite (one process), PostgreSQL (a fleet: with `SessionLeases
 and fencing of every write by the lease's token). psycopg is imported only when a PostgreSQL object is opened.
 """
 
-from ._inbox import ApprovalInbox
+from ._inbox import ApprovalInbox, PostgresInbox
 from ._leases import Lease, LeaseStats, SessionLeases
 from ._memory import MemoryJournal
 from ._pg import Database, describe_dsn
@@ -34,6 +34,7 @@ __all__ = [
     "Lease",
     "LeaseStats",
     "MemoryJournal",
+    "PostgresInbox",
     "PostgresJournal",
     "SessionLeases",
     "SqliteJournal",

@@ -16,16 +16,40 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
+
+import anyio
 
 from .._errors import JournalError
 from ._migrations import APPLICATION_ID, SCHEMA_VERSION
+from ._pg import describe_dsn
+from ._postgres import PostgresJournal
 from ._protocol import CallRecord, CallState
 from ._statements import _COLUMNS, _record
 
-__all__ = ["ApprovalInbox"]
+__all__ = ["ApprovalInbox", "PostgresInbox"]
 
 _APPROVALS_SINCE = 3
+T = TypeVar("T")
+
+
+def _one(call_id: str, records: list[CallRecord]) -> CallRecord | None:
+    if len(records) > 1:
+        sessions = ", ".join(r.session_id for r in records)
+        raise JournalError(f"call {call_id} exists in several sessions ({sessions}); name one with --session")
+    return records[0] if records else None
+
+
+def _awaiting(call_id: str, record: CallRecord | None, where: str) -> CallRecord:
+    """`record`, if a decision may be left for it; else the error saying why not."""
+    if record is None:
+        raise JournalError(f"no call {call_id} in journal {where}")
+    if record.state is not CallState.AWAITING_APPROVAL:
+        outcome = record.approval.outcome.value if record.approval is not None else "no approval asked"
+        raise JournalError(f"call {call_id} is not awaiting approval (state {record.state.value}, {outcome})")
+    return record
 
 
 class ApprovalInbox:
@@ -90,10 +114,7 @@ class ApprovalInbox:
             records = [_record(row)[1] for row in conn.execute(query, params)]
         finally:
             conn.close()
-        if len(records) > 1:
-            sessions = ", ".join(r.session_id for r in records)
-            raise JournalError(f"call {call_id} exists in several sessions ({sessions}); name one with --session")
-        return records[0] if records else None
+        return _one(call_id, records)
 
     def submit(
         self, call_id: str, *, approve: bool, by: str, reason: str | None = None, session_id: str | None = None
@@ -103,12 +124,7 @@ class ApprovalInbox:
         Raises:
             JournalError: No such call, or it is not awaiting approval (decided already, or never asked).
         """
-        record = self.get(call_id, session_id)
-        if record is None:
-            raise JournalError(f"no call {call_id} in journal {self.path}")
-        if record.state is not CallState.AWAITING_APPROVAL:
-            outcome = record.approval.outcome.value if record.approval is not None else "no approval asked"
-            raise JournalError(f"call {call_id} is not awaiting approval (state {record.state.value}, {outcome})")
+        record = _awaiting(call_id, self.get(call_id, session_id), str(self.path))
         conn = self._connect()
         try:
             with conn:
@@ -122,3 +138,42 @@ class ApprovalInbox:
         finally:
             conn.close()
         return record
+
+
+class PostgresInbox:
+    """`ApprovalInbox`'s three operations on a fleet's PostgreSQL journal (one short connection per command).
+
+    Decisions go to the journal's inbox table, never onto the call rows: those belong to the member holding the
+    session's lease (fenced writes), which applies the decision within its poll interval.
+    """
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.path = f"postgresql {describe_dsn(dsn)}"
+
+    def _run(self, work: Callable[[PostgresJournal], Awaitable[T]]) -> T:
+        async def main() -> T:
+            async with PostgresJournal(self.dsn, pool_size=1) as journal:
+                return await work(journal)
+
+        return anyio.run(main)
+
+    def pending(self) -> list[CallRecord]:
+        """Calls parked until someone decides, oldest first."""
+        return self._run(lambda journal: journal.awaiting_approval())
+
+    def get(self, call_id: str, session_id: str | None = None) -> CallRecord | None:
+        """The call with this id, or None (JournalError when several sessions have it and none is named)."""
+        return _one(call_id, self._run(lambda journal: journal.find(call_id, session_id)))
+
+    def submit(
+        self, call_id: str, *, approve: bool, by: str, reason: str | None = None, session_id: str | None = None
+    ) -> CallRecord:
+        """Leave a decision for a call awaiting approval; returns the call as it stands."""
+
+        async def work(journal: PostgresJournal) -> CallRecord:
+            record = _awaiting(call_id, _one(call_id, await journal.find(call_id, session_id)), self.path)
+            await journal.submit_decision(call_id, approve=approve, by=by, reason=reason, session_id=record.session_id)
+            return record
+
+        return self._run(work)
